@@ -1,0 +1,1 @@
+"""Plain-Python core of the ad delivery product: no Dagster imports here."""
