@@ -1,0 +1,37 @@
+# One command to set up and run the product on simulated data (`make demo`), one to test (`make test`).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
+
+.PHONY: setup demo test ui mlflow-ui bench clean
+
+setup: $(VENV)/.installed
+
+# torch first: 2.13.0 is this machine's local CPU build (a loose requirement would pull a CUDA build).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	cd dbt_project && ../$(VENV)/bin/dbt parse --quiet --profiles-dir .
+	touch $@
+
+demo: setup
+	$(PY) -m orchestration.demo
+
+test: setup
+	$(PY) -m pytest
+
+ui: setup
+	$(PY) -c "from ml.settings import Settings; from orchestration.instance import prepare_dagster_home; prepare_dagster_home(Settings.from_env())"
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.data/mlflow/mlflow.db -h 0.0.0.0 -p 5000
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf .data dbt_project/target

@@ -1,0 +1,34 @@
+"""Small DuckDB helpers for tables the Python side writes (schema `ml`) and marts it reads."""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def read_table(conn: duckdb.DuckDBPyConnection, table: str, where: str | None = None) -> pd.DataFrame:
+    query = f"select * from {table}" + (f" where {where}" if where else "")
+    return conn.sql(query).df()
+
+
+def replace_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, key_column: str, key_value: object
+) -> int:
+    """Idempotent write of one slice (e.g. one schedule date): delete the slice, insert the frame.
+
+    Creates `table` from the frame's schema on first use. Runs in one transaction.
+    """
+    schema = table.split(".")[0] if "." in table else "main"
+    conn.execute(f"create schema if not exists {schema}")
+    conn.register("frame_to_write", frame)
+    try:
+        conn.execute("begin transaction")
+        conn.execute(f"create table if not exists {table} as select * from frame_to_write limit 0")
+        conn.execute(f"delete from {table} where {key_column} = ?", [key_value])
+        conn.execute(f"insert into {table} by name select * from frame_to_write")
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    finally:
+        conn.unregister("frame_to_write")
+    return len(frame)

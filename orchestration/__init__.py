@@ -1,0 +1,1 @@
+"""Dagster layer: thin assets over `ml/` and the dbt project, assembled in `definitions`."""

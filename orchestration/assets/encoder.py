@@ -1,0 +1,94 @@
+"""The interest encoder: a Transformer over each user's behavior sequence (ml/encoder)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
+from ml.encoder.mlflow_io import log_encoder_to_mlflow
+from ml.registry import configure_mlflow
+from ml.training_days import choose_holdout_days
+from ml.warehouse import replace_rows
+from orchestration.assets.common import model_dir, partition_day, run_tags
+from orchestration.partitions import daily_partitions
+from orchestration.resources import PlatformResource
+
+ENCODER_MODEL_NAME = "interest_encoder"
+
+
+class EncoderTrainingConfig(dg.Config):
+    max_len: int = 50
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 2
+    max_epochs: int = 4
+    patience: int = 1
+    batch_size: int = 1024
+    max_train_examples: int | None = 200_000
+    seed: int = 42
+
+
+def load_encoder_inputs(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    event_stream = conn.sql("select * from main.user_event_stream").df()
+    impressions = conn.sql(
+        "select impression_id, user_key, ad_id, impression_ts, impression_date, label_click "
+        "from main.ctr_training_set"
+    ).df()
+    ads = conn.sql(
+        "select ad_id, campaign_id, category_id, brand_id from main.ad_features where snapshot_date = ?",
+        params=[as_of + dt.timedelta(days=1)],
+    ).df()
+    return event_stream, impressions, ads
+
+
+def load_fitted_encoder(settings, day: dt.date) -> FittedEncoder:
+    return FittedEncoder.load(model_dir(settings, ENCODER_MODEL_NAME, day))
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="models",
+    kinds={"torch", "mlflow"},
+    deps=["user_event_stream", "ctr_training_set", "ad_features"],
+    description="Transformer encoder over users' last events (BST/SASRec style), trained on the days "
+    "before the holdout days; writes user and ad embeddings (ml.user_embeddings, ml.ad_embeddings) and "
+    "per-impression encoder features (ml.encoder_impression_scores); registered in MLflow.",
+)
+def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingConfig, platform: PlatformResource):
+    day = partition_day(context)
+    settings = platform.settings
+    with platform.warehouse(read_only=True) as conn:
+        event_stream, impressions, ads = load_encoder_inputs(conn, day)
+    days = choose_holdout_days(pd.to_datetime(impressions["impression_date"]).dt.date.unique())
+    # The rankers' test day stays unseen by the encoder too.
+    encoder_impressions = impressions[pd.to_datetime(impressions["impression_date"]).dt.date < days.test_date]
+    encoder_config = EncoderConfig(**config.model_dump())
+    fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, days.validation_date, encoder_config)
+    fitted.save(model_dir(settings, ENCODER_MODEL_NAME, day))
+
+    configure_mlflow(settings)
+    run_id, version = log_encoder_to_mlflow(fitted, registered_name=ENCODER_MODEL_NAME, tags=run_tags(context))
+
+    end_of_day = pd.Timestamp(day + dt.timedelta(days=1))
+    user_embeddings = fitted.user_embeddings(event_stream, as_of=end_of_day).assign(as_of_date=day)
+    ad_embeddings = fitted.ad_embeddings().assign(as_of_date=day)
+    impression_scores = fitted.score_impressions(event_stream, impressions).assign(as_of_date=day)
+    with platform.warehouse() as conn:
+        replace_rows(conn, "ml.user_embeddings", user_embeddings, "as_of_date", day)
+        replace_rows(conn, "ml.ad_embeddings", ad_embeddings, "as_of_date", day)
+        replace_rows(conn, "ml.encoder_impression_scores", impression_scores, "as_of_date", day)
+
+    history = pd.DataFrame(fitted.history)
+    return dg.MaterializeResult(
+        metadata={
+            **{k: v for k, v in fitted.metrics.items() if isinstance(v, (int, float, str))},
+            **days.as_metadata(),
+            "training_history": dg.MetadataValue.md(history.to_markdown(index=False)),
+            "users_embedded": len(user_embeddings),
+            "ads_embedded": len(ad_embeddings),
+            "mlflow_run_id": run_id,
+            "model_version": f"{ENCODER_MODEL_NAME} v{version.version}",
+        }
+    )

@@ -1,0 +1,76 @@
+"""The main command: simulate (if needed), ingest every landed day, run the daily pipeline for the
+latest day, and print a summary. `python -m orchestration.demo --help`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import resource
+import sys
+import time
+
+from ml.settings import Settings
+from orchestration.instance import local_instance
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--ads", type=int, default=500)
+    parser.add_argument("--campaigns", type=int, default=60)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--resimulate", action="store_true", help="rewrite the landing files even if present")
+    return parser.parse_args(argv)
+
+
+def ensure_simulated_data(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.simulator import SimulationConfig, simulate
+
+    if settings.landing_dir.exists() and any(settings.landing_dir.glob("*/date=*")) and not args.resimulate:
+        print(f"Landing files found under {settings.landing_dir}; reusing them (--resimulate to rewrite).")
+        return
+    config = SimulationConfig(
+        n_users=args.users, n_ads=args.ads, n_campaigns=args.campaigns, n_days=args.days, seed=args.seed,
+        start_date=settings.partition_start,
+    )
+    print(f"Simulating {args.users} users, {args.ads} ads, {args.days} days into {settings.landing_dir} ...")
+    simulate(config, settings.data_root)
+
+
+def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
+    """Ingest every landed day (one run each), then the whole graph for the latest day."""
+    from orchestration.automation import landed_days
+    from orchestration.definitions import defs
+
+    instance = local_instance(settings)
+    days = landed_days(settings)
+    if not days:
+        raise SystemExit(f"No landing files under {settings.landing_dir}.")
+    ingest_job = defs.resolve_job_def("ingest_job")
+    for day in days[:-1]:
+        print(f"[ingest] {day}", flush=True)
+        ingest_job.execute_in_process(partition_key=day, instance=instance)
+    print(f"[daily_pipeline] {days[-1]}", flush=True)
+    defs.resolve_job_def("daily_pipeline").execute_in_process(partition_key=days[-1], instance=instance)
+    return days[-1], days
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    settings = Settings.from_env()
+    ensure_simulated_data(settings, args)
+    latest_day, days = run_pipeline(settings)
+
+    from orchestration.summary import print_summary
+
+    peak_gib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ) / 1024**2
+    print_summary(settings, dt.date.fromisoformat(latest_day), len(days), time.perf_counter() - started, peak_gib)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
