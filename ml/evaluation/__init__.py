@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking and calibration metrics shared by every model and report."""

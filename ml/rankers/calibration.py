@@ -1,0 +1,64 @@
+"""Post-hoc probability calibration fitted on the validation day.
+
+Bids are priced on pCTR x bid, so a ranker that ranks well but is off in level overspends or
+underspends budgets; calibration fixes the level without touching the ranking much.
+- isotonic: monotone step function, flexible, needs a few hundred positives;
+- platt: logistic regression on the raw logit (two parameters), safer on small validation days.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+CalibrationMethod = Literal["auto", "isotonic", "platt", "none"]
+PROBABILITY_FLOOR = 1e-6
+# Isotonic overfits small validation days (a step per few positives); below this use Platt.
+MIN_POSITIVES_FOR_ISOTONIC = 300
+
+
+def _logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probabilities, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    return np.log(clipped / (1 - clipped))
+
+
+@dataclass
+class Calibrator:
+    method: CalibrationMethod
+    isotonic: IsotonicRegression | None = None
+    platt: LogisticRegression | None = None
+
+    def transform(self, raw_probabilities) -> np.ndarray:
+        raw = np.asarray(raw_probabilities, dtype=float)
+        if self.method == "isotonic":
+            calibrated = self.isotonic.predict(raw)
+        elif self.method == "platt":
+            calibrated = self.platt.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+        else:
+            calibrated = raw
+        # Keep probabilities strictly inside (0, 1): downstream logloss and log-odds bids need it.
+        return np.clip(calibrated, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+
+
+def fit_calibrator(raw_probabilities, labels, method: CalibrationMethod = "auto") -> Calibrator:
+    raw = np.asarray(raw_probabilities, dtype=float)
+    label_array = np.asarray(labels, dtype=int)
+    if method == "auto":
+        positives = int(label_array.sum())
+        enough = min(positives, len(label_array) - positives) >= MIN_POSITIVES_FOR_ISOTONIC
+        method = "isotonic" if enough else "platt"
+    if method == "none" or len(np.unique(label_array)) < 2:
+        # One class on the validation day: nothing to calibrate against, keep raw scores.
+        return Calibrator(method="none")
+    if method == "isotonic":
+        isotonic = IsotonicRegression(y_min=PROBABILITY_FLOOR, y_max=1 - PROBABILITY_FLOOR, out_of_bounds="clip")
+        isotonic.fit(raw, label_array)
+        return Calibrator(method="isotonic", isotonic=isotonic)
+    if method == "platt":
+        platt = LogisticRegression(C=1e6)  # effectively unregularised: two parameters, many rows
+        platt.fit(_logit(raw).reshape(-1, 1), label_array)
+        return Calibrator(method="platt", platt=platt)
+    raise ValueError(f"calibration method must be 'isotonic', 'platt' or 'none', got {method!r}")

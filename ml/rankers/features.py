@@ -1,0 +1,119 @@
+"""The ranker feature list in one place, and the frame LightGBM sees.
+
+Columns follow ARCHITECTURE.md "Feature columns" (the dbt macro shared by ctr_training_set,
+cvr_training_set and candidate_features). Categorical levels are frozen at training time in a
+`FeatureSpec`, so scoring frames get the same integer codes as training; a level unseen in training
+becomes NaN (LightGBM sends it down the "missing" branch) instead of silently shifting every code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+CATEGORICAL: list[str] = [
+    "gender", "age_band", "city_tier", "occupation",
+    "category_id", "brand_id", "bid_type", "objective",
+]
+# hour, slot and day_of_week are ordinal: trees split them as numbers, which also lets the model
+# interpolate for candidate rows scored with the user's most active hour.
+NUMERIC: list[str] = [
+    "hour", "slot", "day_of_week",
+    "user_tenure_days", "user_events_7d", "user_buys_7d",
+    "user_ad_impressions_7d", "user_ad_clicks_7d", "user_ad_ctr_7d",
+    "price", "bid", "ad_impressions_7d", "ad_clicks_7d", "ad_ctr_7d", "ad_age_days",
+    "user_category_events_7d", "user_brand_events_7d",
+    "hours_since_user_category_event", "hours_since_user_brand_event",
+]
+ENCODER_FEATURES: list[str] = ["encoder_logit", "encoder_similarity"]
+
+LABEL_BY_TASK: dict[str, str] = {"ctr": "label_click", "cvr": "label_conversion"}
+ORACLE_BY_TASK: dict[str, str] = {"ctr": "true_pctr", "cvr": "true_pcvr"}
+
+
+def feature_names(use_encoder_features: bool = True) -> list[str]:
+    return CATEGORICAL + NUMERIC + (ENCODER_FEATURES if use_encoder_features else [])
+
+
+def labels_for(frame: pd.DataFrame, task: str) -> np.ndarray:
+    """Binary labels of a task; 'ctcvr' is click and conversion on the same impression."""
+    if task == "ctcvr":
+        return (frame["label_click"].astype(int) & frame["label_conversion"].astype(int)).to_numpy()
+    if task not in LABEL_BY_TASK:
+        raise ValueError(f"task must be 'ctr', 'cvr' or 'ctcvr', got {task!r}")
+    return frame[LABEL_BY_TASK[task]].astype(int).to_numpy()
+
+
+def join_encoder_features(frame: pd.DataFrame, encoder_features: pd.DataFrame | None) -> pd.DataFrame:
+    """Left-join the encoder's outputs by impression_id; rows the encoder did not score keep NaN."""
+    if encoder_features is None:
+        return frame
+    duplicated = encoder_features["impression_id"].duplicated()
+    if duplicated.any():
+        raise ValueError(
+            f"encoder features hold {int(duplicated.sum())} duplicated impression_id values; "
+            "expected one row per impression"
+        )
+    kept = frame.drop(columns=[c for c in ENCODER_FEATURES if c in frame.columns])
+    return kept.merge(encoder_features[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left")
+
+
+def _category_keys(values: pd.Series) -> pd.Series:
+    """Canonical string keys, so 12 (int), 12.0 (float after a NULL) and '12' are one level."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce")
+        whole = numbers.dropna()
+        if (whole == np.floor(whole)).all():
+            return numbers.astype("Int64").astype("string").astype(object).where(numbers.notna(), np.nan)
+        return numbers.astype("string").astype(object).where(numbers.notna(), np.nan)
+    return values.astype("string").astype(object).where(values.notna(), np.nan)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Ordered feature names plus the categorical levels seen in training (JSON-serialisable)."""
+
+    features: list[str]
+    categorical_levels: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def categorical(self) -> list[str]:
+        return [name for name in self.features if name in self.categorical_levels]
+
+    @classmethod
+    def fit(cls, training_frame: pd.DataFrame, use_encoder_features: bool = True) -> "FeatureSpec":
+        names = feature_names(use_encoder_features)
+        missing = [name for name in names if name not in training_frame.columns]
+        if missing:
+            hint = " (join encoder outputs with join_encoder_features or pass use_encoder_features=False)" \
+                if set(missing) & set(ENCODER_FEATURES) else ""
+            raise KeyError(f"training frame lacks feature columns {missing}{hint}")
+        levels = {
+            name: sorted(_category_keys(training_frame[name]).dropna().unique().tolist())
+            for name in CATEGORICAL
+        }
+        return cls(features=names, categorical_levels=levels)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """LightGBM-ready frame: the spec's columns in order, categoricals with the frozen levels."""
+        missing = [name for name in self.features if name not in frame.columns]
+        if missing:
+            raise KeyError(f"frame to score lacks feature columns {missing}")
+        columns: dict[str, pd.Series] = {}
+        for name in self.features:
+            if name in self.categorical_levels:
+                keys = _category_keys(frame[name])
+                columns[name] = pd.Series(
+                    pd.Categorical(keys, categories=self.categorical_levels[name]), index=frame.index
+                )
+            else:
+                columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        return pd.DataFrame(columns, index=frame.index)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"features": list(self.features), "categorical_levels": self.categorical_levels}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, object]) -> "FeatureSpec":
+        return cls(features=list(payload["features"]), categorical_levels=dict(payload["categorical_levels"]))
