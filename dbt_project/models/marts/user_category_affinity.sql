@@ -1,0 +1,32 @@
+-- Point-in-time user x category affinity, stored as change rows (one per user, category and day with
+-- events) rather than a dense daily grid, which would hold users x categorys x days rows.
+-- The snapshot on day S is the latest row with valid_from <= S (valid_from <= S < valid_to);
+-- events in the N days before S = cumulative_events(S) - cumulative_events(S - N), two ASOF
+-- lookups (see the point_in_time_features macro).
+with daily as (
+    select
+        user_key,
+        category_id,
+        event_date as activity_date,
+        count(*) as events,
+        count(*) filter (where event_type = 'buy') as buys,
+        max(ts) as last_event_ts
+    from {{ ref('user_event_stream') }}
+    where category_id is not null
+    group by all
+)
+
+select
+    user_key,
+    category_id,
+    activity_date,
+    -- A day's events become visible at the start of the next day.
+    cast(activity_date + interval 1 day as date) as valid_from,
+    cast(lead(activity_date + interval 1 day) over by_pair as date) as valid_to,
+    events,
+    buys,
+    last_event_ts,
+    cast(sum(events) over (by_pair rows unbounded preceding) as bigint) as cumulative_events,
+    cast(sum(buys) over (by_pair rows unbounded preceding) as bigint) as cumulative_buys
+from daily
+window by_pair as (partition by user_key, category_id order by activity_date)
