@@ -1,0 +1,91 @@
+"""The training loop shared by click training and next-item training: seeded order, Adam,
+autocast, per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch."""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ml.encoder.device import DeviceChoice
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class LoopResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    train_examples: int = 0
+
+    @property
+    def train_sequences_per_second(self) -> float:
+        return self.train_examples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def train_with_early_stopping(
+    model: torch.nn.Module,
+    train_tensors: Batch,
+    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
+    validate: Callable[[torch.nn.Module], dict[str, float]],
+    selection_metric: str,
+    *,
+    batch_size: int,
+    lr: float,
+    max_epochs: int,
+    patience: int,
+    seed: int,
+    device_choice: DeviceChoice,
+    progress: bool = True,
+    description: str = "encoder",
+) -> LoopResult:
+    """Train `model` in place; on return it holds the weights of the best validation epoch."""
+    model.to(device_choice.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    n_examples = len(next(iter(train_tensors.values())))
+    order_generator = torch.Generator().manual_seed(seed)  # data order depends on the seed only
+    result, best_state, epochs_without_gain = LoopResult(), None, 0
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        order = torch.randperm(n_examples, generator=order_generator)
+        batches = range(0, n_examples, batch_size)
+        bar = tqdm(batches, desc=f"{description} epoch {epoch}", disable=not progress, leave=False)
+        started, loss_sum = time.perf_counter(), 0.0
+        for start in bar:
+            rows = order[start:start + batch_size]
+            batch = {name: values[rows].to(device_choice.device, non_blocking=True)
+                     for name, values in train_tensors.items()}
+            with device_choice.autocast():
+                loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss.detach()) * len(rows)
+            bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n_examples):.4f}")
+        epoch_seconds = time.perf_counter() - started
+        result.train_seconds += epoch_seconds
+        result.train_examples += n_examples
+        result.epochs_run = epoch
+        model.eval()
+        with torch.no_grad():
+            val_metrics = validate(model)
+        result.history.append({"epoch": epoch, "train_loss": loss_sum / max(n_examples, 1),
+                               "epoch_seconds": epoch_seconds, **val_metrics})
+        score = val_metrics[selection_metric]
+        if score > result.best_score:
+            result.best_score, result.best_epoch, epochs_without_gain = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            epochs_without_gain += 1
+            if epochs_without_gain >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return result

@@ -1,0 +1,223 @@
+"""Interest encoder on tiny synthetic data with a planted signal: users click ads of the category
+they browse most, so only a model that reads the sequence can rank clicks above non-clicks."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
+from ml.encoder.device import resolve_device
+from ml.encoder.model import InterestEncoder, ModelSizes
+from ml.encoder.next_item import fit_next_item, hit_and_ndcg_at_k, rank_targets
+from ml.encoder.sequences import EventIndex
+from ml.encoder.vocab import ITEM_NAMESPACE, hash_ids
+
+START = pd.Timestamp("2026-11-01")
+N_CATEGORIES, N_ADS = 6, 30
+VALIDATION_DATE = dt.date(2026, 11, 6)
+SMALL = EncoderConfig(max_len=12, d_model=32, n_heads=2, n_layers=1, dropout=0.0, batch_size=128, lr=3e-3,
+                      max_epochs=6, patience=2, seed=7, device="cpu", item_buckets=4096,
+                      category_buckets=64, brand_buckets=256)
+
+
+def make_marketplace(n_users: int = 240, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    favourite = rng.integers(0, N_CATEGORIES, n_users)
+    users = [f"u{i}" for i in range(n_users)]
+    events = []
+    for day in range(6):
+        n_events = rng.integers(1, 4, n_users)
+        for user, fav, count in zip(users, favourite, n_events):
+            for _ in range(count):
+                category = fav if rng.random() < 0.8 else rng.integers(0, N_CATEGORIES)
+                ts = START + pd.Timedelta(days=day, seconds=int(rng.integers(0, 86_400)))
+                events.append((user, ts, rng.choice(["view", "click", "cart"]), int(category * 100 + rng.integers(0, 20)),
+                               int(category), int(category * 10 + rng.integers(0, 3)), pd.NA))
+    event_stream = pd.DataFrame(events, columns=["user_key", "ts", "event_type", "item_id", "category_id",
+                                                 "brand_id", "ad_id"]).astype({"ad_id": "Int64"})
+    ads = pd.DataFrame({"ad_id": np.arange(N_ADS) + 1000, "category_id": np.arange(N_ADS) % N_CATEGORIES,
+                        "brand_id": (np.arange(N_ADS) % N_CATEGORIES) * 10})
+    impressions = []
+    for day in range(1, 6):
+        for u, (user, fav) in enumerate(zip(users, favourite)):
+            for slot in range(3):
+                ad = int(rng.integers(0, N_ADS))
+                p_click = 0.6 if ad % N_CATEGORIES == fav else 0.05
+                ts = START + pd.Timedelta(days=day, seconds=int(rng.integers(0, 86_400)))
+                impressions.append((len(impressions), user, ad + 1000, ts, ts.date(), int(rng.random() < p_click)))
+    impressions = pd.DataFrame(impressions, columns=["impression_id", "user_key", "ad_id", "impression_ts",
+                                                     "impression_date", "label_click"])
+    return event_stream, impressions, ads
+
+
+@pytest.fixture(scope="module")
+def marketplace():
+    return make_marketplace()
+
+
+@pytest.fixture(scope="module")
+def fitted(marketplace):
+    event_stream, impressions, ads = marketplace
+    return fit_interest_encoder(event_stream, impressions, ads, VALIDATION_DATE, SMALL, progress=False)
+
+
+def reference_last_events(event_stream, user_key, query_ts, max_len):
+    """Slow, obvious version: the item ids of the user's last events strictly before query_ts."""
+    rows = event_stream[(event_stream.user_key == user_key) & (event_stream.ts < query_ts)]
+    return rows.sort_values("ts", kind="stable").item_id.tolist()[-max_len:]
+
+
+def test_sequences_are_point_in_time(marketplace):
+    event_stream, _, _ = marketplace
+    # Queries placed exactly on event timestamps: the event at query_ts must not be included.
+    queries = event_stream.sample(40, random_state=1)[["user_key", "ts"]].reset_index(drop=True)
+    queries.loc[len(queries)] = ["never-seen-user", START + pd.Timedelta(days=3)]
+    cut = EventIndex.from_event_stream(event_stream, SMALL).cut(queries.user_key, queries.ts, 5)
+    for row, (user, ts) in enumerate(queries.itertuples(index=False)):
+        expected = reference_last_events(event_stream, user, ts, 5)
+        assert cut.item[row][cut.valid[row]].tolist() == hash_ids(expected, SMALL.item_buckets, ITEM_NAMESPACE).tolist()
+        assert not cut.item[row][~cut.valid[row]].any()
+    assert not cut.valid[-1].any()
+
+    # Dropping every event at or after the query time changes nothing.
+    query_user, query_ts = queries.user_key[0], queries.ts[0]
+    past_only = event_stream[~((event_stream.user_key == query_user) & (event_stream.ts >= query_ts))]
+    full = EventIndex.from_event_stream(event_stream, SMALL).cut(pd.Series([query_user]), pd.Series([query_ts]), 5)
+    past = EventIndex.from_event_stream(past_only, SMALL).cut(pd.Series([query_user]), pd.Series([query_ts]), 5)
+    for name in ("item", "category", "brand", "event_type", "gap", "valid"):
+        np.testing.assert_array_equal(getattr(full, name), getattr(past, name))
+
+
+def test_padding_does_not_change_the_embedding(marketplace):
+    event_stream, _, _ = marketplace
+    config = dataclasses.replace(SMALL, max_len=20)
+    torch.manual_seed(0)
+    model = InterestEncoder(ModelSizes.from_config(config)).eval()
+    index = EventIndex.from_event_stream(event_stream, config)
+    users, as_of = pd.Series(["u1", "u2", "u3"]), pd.Series([START + pd.Timedelta(hours=30)] * 3)
+    short, long = index.cut(users, as_of, 6), index.cut(users, as_of, 20)
+    assert short.valid.sum(1).max() < 6  # all history fits in both, so only the padding differs
+    with torch.no_grad():
+        from_short = model.encode(**short.to_tensors())
+        from_long = model.encode(**long.to_tensors())
+        scrambled = long.to_tensors()
+        scrambled["item"] = torch.where(scrambled["valid"], scrambled["item"], torch.randint(1, 99, scrambled["item"].shape))
+        from_scrambled = model.encode(**scrambled)
+    torch.testing.assert_close(from_short, from_long, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(from_long, from_scrambled, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(model.encode(**index.cut(pd.Series(["nobody"]), as_of[:1], 6).to_tensors())).all()
+
+
+def test_learns_the_planted_signal(fitted, marketplace):
+    assert fitted.metrics["val_auc"] > 0.7, fitted.metrics
+    assert fitted.metrics["device"] == "cpu" and fitted.metrics["precision"] == "fp32"
+    assert len(fitted.history) == fitted.metrics["epochs_run"] >= fitted.metrics["best_epoch"] >= 1
+    event_stream, impressions, _ = marketplace
+    validation = impressions[impressions.impression_date == VALIDATION_DATE]
+    scored = fitted.score_impressions(event_stream, validation)
+    assert list(scored.columns) == ["impression_id", "encoder_logit", "encoder_similarity"]
+    # Retrieval by cosine similarity alone also carries the signal.
+    assert roc_auc_score(validation.label_click, scored.encoder_similarity) > 0.6
+
+
+def test_pairs_and_embeddings_use_history_before_as_of(fitted, marketplace):
+    event_stream, _, ads = marketplace
+    as_of = pd.Timestamp(VALIDATION_DATE)
+    pairs = pd.DataFrame({"user_key": ["u0", "u0", "u5"], "ad_id": [1000, 1001, 1002]})
+    scored = fitted.score_pairs(event_stream, pairs, as_of)
+    without_future = fitted.score_pairs(event_stream[event_stream.ts < as_of], pairs, as_of)
+    np.testing.assert_allclose(scored.encoder_logit, without_future.encoder_logit, rtol=1e-5, atol=1e-6)
+    users = fitted.user_embeddings(event_stream, as_of)
+    ad_vectors = fitted.ad_embeddings()
+    assert len(users) == event_stream.user_key.nunique() and len(ad_vectors) == len(ads)
+    first_user = np.asarray(users.embedding[0])
+    assert first_user.dtype == np.float32 and first_user.shape == (SMALL.d_model,)
+    assert np.isclose(np.linalg.norm(first_user), 1.0, atol=1e-5)
+    u0 = np.asarray(users.set_index("user_key").embedding["u0"])
+    ad0 = np.asarray(ad_vectors.set_index("ad_id").embedding[1000])
+    assert np.isclose(u0 @ ad0, scored.encoder_similarity[0], atol=1e-4)
+
+
+def test_same_seed_same_model(marketplace, fitted):
+    event_stream, impressions, ads = marketplace
+    again = fit_interest_encoder(event_stream, impressions, ads, VALIDATION_DATE, SMALL, progress=False)
+    assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in fitted.history]
+    for name, value in fitted.model.state_dict().items():
+        torch.testing.assert_close(again.model.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_autocast_path_matches_plain_cpu(marketplace):
+    event_stream, impressions, ads = marketplace
+    torch.manual_seed(0)
+    model = InterestEncoder(ModelSizes.from_config(SMALL)).eval()
+    from ml.encoder.train import click_tensors
+    tensors = click_tensors(EventIndex.from_event_stream(event_stream, SMALL), impressions.head(64), ads, SMALL)
+    tensors.pop("label")
+    with torch.no_grad():
+        plain = model(**tensors)
+        with resolve_device("cpu", "fp32").autocast():
+            disabled = model(**tensors)
+        with resolve_device("cpu", "bf16").autocast():
+            bf16 = model(**tensors)
+    torch.testing.assert_close(plain, disabled, rtol=0, atol=0)
+    assert bf16.dtype in (torch.bfloat16, torch.float32) and torch.isfinite(bf16.float()).all()
+    torch.testing.assert_close(bf16.float(), plain, rtol=0.1, atol=0.1)
+
+
+def test_save_load_round_trip(fitted, marketplace, tmp_path):
+    event_stream, impressions, _ = marketplace
+    loaded = FittedEncoder.load(fitted.save(tmp_path / "encoder"))
+    sample = impressions.head(50)
+    pd.testing.assert_frame_equal(fitted.score_impressions(event_stream, sample),
+                                  loaded.score_impressions(event_stream, sample))
+    assert loaded.metrics == pytest.approx(fitted.metrics) and loaded.config == fitted.config
+
+
+def test_mlflow_registers_challenger(fitted, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ml.encoder.mlflow_io import log_encoder_to_mlflow, packed_input_example
+    from ml.registry import CHALLENGER, configure_mlflow
+    from ml.settings import Settings
+
+    configure_mlflow(Settings.from_env({"AD_DATA_ROOT": str(tmp_path)}))
+    run_id, version = log_encoder_to_mlflow(fitted, "interest_encoder", tags={"partition": "2026-11-06"})
+    client = MlflowClient()
+    assert client.get_model_version_by_alias("interest_encoder", CHALLENGER).version == version.version
+    run = client.get_run(run_id)
+    assert run.data.tags["device"] == "cpu" and run.data.params["max_len"] == str(SMALL.max_len)
+    assert len(client.get_metric_history(run_id, "val_auc")) == len(fitted.history)
+    served = mlflow.pytorch.load_model(f"models:/interest_encoder/{version.version}")
+    example = torch.from_numpy(packed_input_example(fitted))
+    with torch.no_grad():
+        torch.testing.assert_close(served(example), fitted.model(*[example[:, i * SMALL.max_len:(i + 1) * SMALL.max_len]
+                                                                   for i in range(6)], *example[:, -3:].T))
+
+
+def test_next_item_learns_a_successor_rule():
+    # Each user walks the catalog i -> i+1, so the next item is fully determined by the last one.
+    rng = np.random.default_rng(0)
+    n_items, max_len = 40, 8
+    starts = rng.integers(1, n_items - max_len, 600)
+    histories = np.stack([np.arange(s, s + max_len) for s in starts])
+    targets = starts + max_len
+    config = dataclasses.replace(SMALL, max_len=max_len, max_epochs=8, batch_size=64, lr=5e-3)
+    model, result = fit_next_item(histories[:500], targets[:500], n_items, histories[500:], targets[500:],
+                                  config, progress=False)
+    ranks = rank_targets(model, histories[500:], targets[500:], n_items, resolve_device("cpu"))
+    hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
+    assert hit > 0.8 and ndcg > 0.5, (hit, ndcg)
+    assert result.best_epoch >= 1 and "val_ndcg@10" in result.history[0]
+
+
+def test_hit_and_ndcg_definitions():
+    hit, ndcg = hit_and_ndcg_at_k(np.array([0, 1, 9, 10]), 10)  # 0-based rank of the target
+    assert hit == pytest.approx(0.75)
+    assert ndcg == pytest.approx((1 + 1 / np.log2(3) + 1 / np.log2(11)) / 4)
