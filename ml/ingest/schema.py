@@ -1,0 +1,58 @@
+"""DDL for the raw schema: one table per contract table plus the quarantine and the file ledger."""
+from __future__ import annotations
+
+import duckdb
+
+from ml.ingest.contract import CONTRACT_TABLES, CONTRACTS, TableContract
+
+LOAD_COLUMNS = (("_partition_date", "DATE"), ("_source_file", "VARCHAR"), ("_loaded_at", "TIMESTAMP"))
+
+QUARANTINE_DDL = """
+create table if not exists raw.quarantine (
+    table_name varchar not null,
+    partition_date date not null,
+    source_file varchar not null,
+    row_number bigint,
+    rule varchar not null,
+    reason varchar not null,
+    original_row varchar,
+    quarantined_at timestamp not null
+)"""
+
+INGEST_FILES_DDL = """
+create table if not exists raw.ingest_files (
+    table_name varchar not null,
+    partition_date date not null,
+    source_file varchar not null,
+    rows_in bigint,
+    rows_accepted bigint not null,
+    rows_quarantined bigint not null,
+    status varchar not null,
+    error varchar,
+    loaded_at timestamp not null
+)"""
+
+
+def raw_table_columns(contract: TableContract) -> list[tuple[str, str]]:
+    return [(column.name, column.sql_type) for column in contract.columns] + list(LOAD_COLUMNS)
+
+
+def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create raw.* if missing; fail loudly if an existing raw table no longer matches the contract."""
+    conn.execute("create schema if not exists raw")
+    for table in CONTRACT_TABLES:
+        columns = raw_table_columns(CONTRACTS[table])
+        column_sql = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns)
+        conn.execute(f"create table if not exists raw.{table} ({column_sql})")
+        existing = conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = ? order by ordinal_position",
+            [table],
+        ).fetchall()
+        if [(name, sql_type) for name, sql_type in existing] != columns:
+            raise RuntimeError(
+                f"raw.{table} has columns {existing} but the contract expects {columns}; "
+                f"migrate or drop raw.{table} and re-ingest its partitions."
+            )
+    conn.execute(QUARANTINE_DDL)
+    conn.execute(INGEST_FILES_DDL)
