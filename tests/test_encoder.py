@@ -22,11 +22,11 @@ START = pd.Timestamp("2026-11-01")
 N_CATEGORIES, N_ADS = 6, 30
 VALIDATION_DATE = dt.date(2026, 11, 6)
 SMALL = EncoderConfig(max_len=12, d_model=32, n_heads=2, n_layers=1, dropout=0.0, batch_size=128, lr=3e-3,
-                      max_epochs=6, patience=2, seed=7, device="cpu", item_buckets=4096,
+                      max_epochs=10, patience=3, seed=7, device="cpu", item_buckets=4096,
                       category_buckets=64, brand_buckets=256)
 
 
-def make_marketplace(n_users: int = 240, seed: int = 0):
+def make_marketplace(n_users: int = 400, seed: int = 0):
     rng = np.random.default_rng(seed)
     favourite = rng.integers(0, N_CATEGORIES, n_users)
     users = [f"u{i}" for i in range(n_users)]
