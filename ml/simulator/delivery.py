@@ -1,0 +1,145 @@
+"""Ad delivery under the logging policy: impressions with known propensities, clicks, conversions.
+
+The day is served hour by hour so campaign budgets bind the way they do in a real ad server: once
+a campaign has spent its daily budget its ads leave the eligible set for the rest of the day.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ml.simulator.sessions import MICROS_PER_HOUR, MICROS_PER_SECOND, DaySessions, repeat_rows
+from ml.simulator.world import World
+
+SLOT_SHARES = np.array([0.4, 0.3, 0.2, 0.1])
+POLICY_CHUNK_ROWS = 4096  # bounds the (impressions x ads) score matrix held at once
+MAX_CONVERSION_DELAY_DAYS = 7
+SAME_SESSION_CONVERSION_SHARE = 0.55
+MEAN_QUICK_CONVERSION_MINUTES = 30.0
+MEAN_SLOW_CONVERSION_DAYS = 1.5
+
+
+@dataclass(frozen=True)
+class DayDelivery:
+    """Impressions of one day (sorted by ts) and the clicks/conversions they caused (any later day)."""
+
+    user_idx: np.ndarray
+    ad_idx: np.ndarray
+    ts_us: np.ndarray
+    slot: np.ndarray
+    propensity: np.ndarray
+    true_pctr: np.ndarray  # the probability the click was drawn with (session intent known)
+    true_pcvr: np.ndarray
+    click_impression: np.ndarray  # row into the impression arrays
+    click_ts_us: np.ndarray
+    click_cost: np.ndarray
+    conversion_impression: np.ndarray
+    conversion_ts_us: np.ndarray
+    conversion_cost: np.ndarray
+    campaign_spend: np.ndarray  # (n_campaigns,) charged today for budget pacing
+
+    @property
+    def n_impressions(self) -> int:
+        return len(self.ts_us)
+
+
+def choose_ads(
+    world: World, interest_rows: np.ndarray, user_idx: np.ndarray, eligible: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one eligible ad per row from the logging policy; return (ad positions, propensities)."""
+    m = world.model
+    scores = world.policy_scores(interest_rows, user_idx)
+    scores[:, ~eligible] = -np.inf
+    scores -= scores.max(axis=1, keepdims=True)
+    softmax = np.exp(scores)
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    probabilities = (1 - m.policy_uniform_share) * softmax + m.policy_uniform_share * eligible / eligible.sum()
+    cumulative = np.cumsum(probabilities, axis=1)
+    draws = rng.random(len(user_idx)) * cumulative[:, -1]
+    chosen = np.minimum((cumulative < draws[:, None]).sum(axis=1), world.n_ads - 1)
+    # Float round-off at the top of the cumulative sum may land on a trailing ineligible ad.
+    eligible_idx = np.flatnonzero(eligible)
+    bad = ~eligible[chosen]
+    chosen[bad] = eligible_idx[-1]
+    return chosen, probabilities[np.arange(len(chosen)), chosen]
+
+
+def conversion_delays_us(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Most conversions follow within the hour; the rest over days, never later than the attribution cap."""
+    quick = rng.random(n) < SAME_SESSION_CONVERSION_SHARE
+    seconds = np.where(
+        quick,
+        60 + rng.exponential(MEAN_QUICK_CONVERSION_MINUTES * 60, n),
+        rng.exponential(MEAN_SLOW_CONVERSION_DAYS * 86400, n),
+    )
+    seconds = np.clip(seconds, 1.0, MAX_CONVERSION_DELAY_DAYS * 86400 - 1)
+    return (seconds * MICROS_PER_SECOND).astype(np.int64)
+
+
+def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Generator) -> DayDelivery:
+    config = world.config
+    impressions_per_row = rng.poisson(sessions.activity_level * config.impressions_per_active_day)
+    rows = repeat_rows(impressions_per_row)
+    session = sessions.pick_sessions(rows, rng)
+    ts = sessions.times_within(session, rng) // 1000 * 1000
+    order = np.argsort(ts, kind="stable")
+    rows, session, ts = rows[order], session[order], ts[order]
+    slot = rng.choice(len(SLOT_SHARES), size=len(rows), p=SLOT_SHARES) + 1
+    hour = (ts - sessions.day_start_us) // MICROS_PER_HOUR
+
+    campaign_active = world.campaign_active(sessions.day_index)
+    remaining_budget = np.where(campaign_active, world.campaign_daily_budget, 0.0)
+    ad_idx = np.full(len(rows), -1, dtype=np.int64)
+    propensity = np.zeros(len(rows))
+    click_bid = np.where(world.campaign_is_cpa, 0.0, world.campaign_bid)
+    conversion_bid = np.where(world.campaign_is_cpa, world.campaign_bid, 0.0)
+    clicked = np.zeros(len(rows), dtype=bool)
+    converted = np.zeros(len(rows), dtype=bool)
+    pctr = np.zeros(len(rows))
+    pcvr = np.zeros(len(rows))
+    users = sessions.active_users[rows]
+
+    hour_bounds = np.searchsorted(hour, np.arange(25))
+    for h in range(24):
+        eligible = (remaining_budget > 0)[world.ad_campaign]
+        if not eligible.any():
+            break
+        for lo in range(hour_bounds[h], hour_bounds[h + 1], POLICY_CHUNK_ROWS):
+            part = slice(lo, min(lo + POLICY_CHUNK_ROWS, hour_bounds[h + 1]))
+            chosen, chosen_propensity = choose_ads(world, sessions.interest[rows[part]], users[part], eligible, rng)
+            ad_idx[part], propensity[part] = chosen, chosen_propensity
+            interest_share = sessions.interest[rows[part], world.ad_category[chosen]]
+            logit = world.click_logit(interest_share, users[part], chosen, hour[part])
+            intent_matches = sessions.session_intent[session[part]] == world.ad_category[chosen]
+            pctr[part] = world.pctr_given_intent(logit, intent_matches, slot[part])
+            pcvr[part] = world.pcvr(interest_share, users[part], chosen)
+        block = slice(hour_bounds[h], hour_bounds[h + 1])
+        clicked[block] = rng.random(block.stop - block.start) < pctr[block]
+        converted[block] = clicked[block] & (rng.random(block.stop - block.start) < pcvr[block])
+        campaign = world.ad_campaign[ad_idx[block]]
+        spend = np.bincount(campaign, weights=clicked[block] * click_bid[campaign], minlength=config.n_campaigns)
+        # Conversions are charged when they happen, but pacing reserves their cost at click time.
+        spend += np.bincount(campaign, weights=converted[block] * conversion_bid[campaign], minlength=config.n_campaigns)
+        remaining_budget -= spend
+
+    served = ad_idx >= 0  # opportunities after every budget ran out go unfilled
+    keep = np.flatnonzero(served)
+    ad_idx, users, ts, slot = ad_idx[keep], users[keep], ts[keep], slot[keep]
+    propensity, pctr, pcvr = propensity[keep], pctr[keep], pcvr[keep]
+    clicked, converted = clicked[keep], converted[keep]
+
+    click_rows = np.flatnonzero(clicked)
+    click_ts = ts[click_rows] + ((1.0 + rng.exponential(15.0, len(click_rows))) * MICROS_PER_SECOND).astype(np.int64)
+    click_ts = click_ts // 1000 * 1000
+    conversion_rows = np.flatnonzero(converted)
+    conversion_ts = click_ts[np.searchsorted(click_rows, conversion_rows)] + conversion_delays_us(len(conversion_rows), rng)
+    conversion_ts = conversion_ts // 1000 * 1000
+    campaign = world.ad_campaign[ad_idx]
+    return DayDelivery(
+        user_idx=users, ad_idx=ad_idx, ts_us=ts, slot=slot, propensity=propensity, true_pctr=pctr, true_pcvr=pcvr,
+        click_impression=click_rows, click_ts_us=click_ts, click_cost=click_bid[campaign[click_rows]],
+        conversion_impression=conversion_rows, conversion_ts_us=conversion_ts,
+        conversion_cost=conversion_bid[campaign[conversion_rows]],
+        campaign_spend=np.where(campaign_active, world.campaign_daily_budget, 0.0) - remaining_budget,
+    )

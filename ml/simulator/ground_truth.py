@@ -1,0 +1,123 @@
+"""The oracle, kept apart from the landing data: true probabilities for any user, ad, day, hour, slot."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.simulator.world import BID_TYPES, OBJECTIVES, World
+
+IMPRESSIONS_FILE = "impressions.parquet"
+IMPRESSIONS_SCHEMA = pa.schema([
+    ("impression_id", pa.int64()), ("user_id", pa.int64()), ("ad_id", pa.int64()), ("ts", pa.timestamp("us")),
+    ("slot", pa.int32()), ("true_pctr", pa.float64()), ("true_pcvr", pa.float64()),
+])
+ORACLE_CHUNK_ROWS = 100_000  # bounds the (rows x categories) interest matrix
+
+
+class ImpressionLog:
+    """Appends each day's impressions with their true probabilities to one Parquet file."""
+
+    def __init__(self, ground_truth_dir: Path) -> None:
+        ground_truth_dir.mkdir(parents=True, exist_ok=True)
+        self.path = ground_truth_dir / IMPRESSIONS_FILE
+        self._writer = pq.ParquetWriter(self.path, IMPRESSIONS_SCHEMA, compression="zstd")
+
+    def append(self, columns: dict[str, np.ndarray]) -> None:
+        arrays = [pa.array(columns[field.name], type=field.type) for field in IMPRESSIONS_SCHEMA]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=IMPRESSIONS_SCHEMA))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class GroundTruth:
+    """True pCTR/pCVR of the simulated world, by public ids.
+
+    `true_probabilities` is what a day-ahead policy could at best know: the click probability is
+    averaged over the session intent (drawn from the day's interest), so it equals the expectation
+    of the per-impression `true_pctr` in impressions.parquet, which was drawn knowing the intent.
+    """
+
+    def __init__(self, world: World, ground_truth_dir: Path | None = None) -> None:
+        self.world = world
+        self.ground_truth_dir = ground_truth_dir
+
+    @classmethod
+    def load(cls, ground_truth_dir: Path | str) -> "GroundTruth":
+        ground_truth_dir = Path(ground_truth_dir)
+        return cls(World.load(ground_truth_dir), ground_truth_dir)
+
+    @property
+    def start_date(self) -> dt.date:
+        return self.world.config.start_date
+
+    def day_index(self, days: object) -> np.ndarray:
+        """Day offsets from the first simulated day; accepts dates, strings, datetime64 or timestamps."""
+        as_days = pd.to_datetime(pd.Series(np.asarray(days).ravel()), errors="raise").to_numpy().astype("datetime64[D]")
+        return (as_days - np.datetime64(self.start_date, "D")).astype(np.int64)
+
+    def _positions(self, kind: str, ids: object, size: int) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        positions = ids - World.ids(kind, 0)
+        unknown = (positions < 0) | (positions >= size)
+        if unknown.any():
+            raise ValueError(f"unknown {kind}_id values (not in the simulated world): {np.unique(ids[unknown])[:10].tolist()}")
+        return positions
+
+    def true_probabilities(
+        self, user_ids: object, ad_ids: object, days: object, hours: object, slots: object
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Row-wise (pctr, pcvr) for showing ad to user on day at hour in slot (1-based)."""
+        user_idx = self._positions("user", user_ids, self.world.n_users)
+        ad_idx = self._positions("ad", ad_ids, self.world.n_ads)
+        day_idx = self.day_index(days)
+        hour = np.asarray(hours, dtype=np.int64).ravel()
+        slot = np.asarray(slots, dtype=np.int64).ravel()
+        n = len(user_idx)
+        if not (len(ad_idx) == len(day_idx) == len(hour) == len(slot) == n):
+            raise ValueError(
+                f"inputs must have equal lengths: users={n}, ads={len(ad_idx)}, days={len(day_idx)}, "
+                f"hours={len(hour)}, slots={len(slot)}"
+            )
+        if n and (hour.min() < 0 or hour.max() > 23):
+            raise ValueError(f"hours must be in 0..23, got range {hour.min()}..{hour.max()}")
+        pctr, pcvr = np.empty(n), np.empty(n)
+        for lo in range(0, n, ORACLE_CHUNK_ROWS):
+            part = slice(lo, lo + ORACLE_CHUNK_ROWS)
+            u, a = user_idx[part], ad_idx[part]
+            share = self.world.interest(u, day_idx[part])[np.arange(len(u)), self.world.ad_category[a]]
+            logit = self.world.click_logit(share, u, a, hour[part])
+            pctr[part] = self.world.expected_pctr(logit, share, slot[part])
+            pcvr[part] = self.world.pcvr(share, u, a)
+        return pctr, pcvr
+
+    def ad_table(self) -> pd.DataFrame:
+        """One row per ad with what value computations need: value = bid*pctr (cpc) or bid*pctr*pcvr (cpa)."""
+        w = self.world
+        campaign = w.ad_campaign
+        is_cpa = w.campaign_is_cpa[campaign]
+        start = np.datetime64(self.start_date, "D")
+        return pd.DataFrame({
+            "ad_id": w.ids("ad", np.arange(w.n_ads)),
+            "campaign_id": w.ids("campaign", campaign),
+            "advertiser_id": w.ids("advertiser", w.campaign_advertiser[campaign]),
+            "category_id": w.ids("category", w.ad_category),
+            "brand_id": w.ids("brand", w.ad_brand),
+            "price": w.ad_price,
+            "bid": w.campaign_bid[campaign],
+            "bid_type": BID_TYPES[is_cpa.astype(int)],
+            "objective": OBJECTIVES[is_cpa.astype(int)],
+            "daily_budget": w.campaign_daily_budget[campaign],
+            "start_date": start + w.campaign_start_day[campaign],
+            "end_date": start + w.campaign_end_day[campaign],
+        })
+
+    def impressions(self) -> pd.DataFrame:
+        if self.ground_truth_dir is None:
+            raise ValueError("this GroundTruth was built in memory; load it from a directory to read impressions")
+        return pd.read_parquet(self.ground_truth_dir / IMPRESSIONS_FILE)
