@@ -65,9 +65,7 @@ class MovieLensFrameError(ValueError):
     """The loader's frames lack the columns or values this adapter maps."""
 
 
-def _strip_types(frame: pd.DataFrame, name: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """Drop RecBole ':token'-style suffixes if present and check the needed columns are there."""
-    frame = frame.rename(columns=lambda column: str(column).split(":")[0])
+def _require_columns(frame: pd.DataFrame, name: str, required: tuple[str, ...]) -> pd.DataFrame:
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise MovieLensFrameError(f"MovieLens {name} lack columns {missing}; got {list(frame.columns)}")
@@ -91,7 +89,7 @@ def age_band(age: pd.Series) -> pd.Series:
 
 def movie_items(items: pd.DataFrame) -> pd.DataFrame:
     """item_id, title, category_id (first genre), brand_id (release year) per movie."""
-    items = _strip_types(items, "items", ("item_id", "movie_title", "release_year", "class"))
+    items = _require_columns(items, "items", ("item_id", "movie_title", "release_year", "class"))
     first_genre = items["class"].fillna("unknown").astype(str).str.split().str[0].fillna("unknown")
     unknown_genres = sorted(set(first_genre) - set(GENRES))
     if unknown_genres:
@@ -107,7 +105,7 @@ def movie_items(items: pd.DataFrame) -> pd.DataFrame:
 
 def numbered_ratings(interactions: pd.DataFrame, max_days: int | None) -> tuple[pd.DataFrame, int]:
     """Ratings in a stable order with rating number r, epoch second and UTC epoch day."""
-    interactions = _strip_types(interactions, "interactions", ("user_id", "item_id", "rating", "timestamp"))
+    interactions = _require_columns(interactions, "interactions", ("user_id", "item_id", "rating", "timestamp"))
     ratings = pd.DataFrame({
         "user_id": _as_int64(interactions["user_id"], "user_id"),
         "item_id": _as_int64(interactions["item_id"], "item_id"),
@@ -177,7 +175,7 @@ def ad_events(on_ads: pd.DataFrame, ads: pd.DataFrame, campaigns: pd.DataFrame) 
 
 
 def users_from_loader(users: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
-    users = _strip_types(users, "users", ("user_id", "age", "gender", "occupation"))
+    users = _require_columns(users, "users", ("user_id", "age", "gender", "occupation"))
     user_id = _as_int64(users["user_id"], "user_id")
     first_day = ratings.groupby("user_id")["day"].min().reindex(user_id)
     landed = first_day.notna().to_numpy()

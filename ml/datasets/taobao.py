@@ -55,35 +55,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# ---------------------------------------------------------------------------------------------
-# Landing contract (ARCHITECTURE.md "Raw data contract") as Arrow schemas: BIGINT → int64,
-# INTEGER → int32, DOUBLE → float64, VARCHAR → string, DATE → date32, TIMESTAMP → naive timestamp
-# (DuckDB reads a tz-less Parquet timestamp as TIMESTAMP; values are UTC).
-# ---------------------------------------------------------------------------------------------
+from ml.ingest.contract import CONTRACTS
+
+# Landing contract as Arrow schemas, derived from the one declaration in ml.ingest.contract:
+# DuckDB reads a tz-less Parquet timestamp as TIMESTAMP (values are UTC), date32 as DATE.
+ARROW_TYPE_BY_SQL_TYPE = {
+    "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "VARCHAR": pa.string(),
+    "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"),
+}
 LANDING_SCHEMAS: dict[str, pa.Schema] = {
-    "users": pa.schema([
-        ("user_id", pa.int64()), ("gender", pa.string()), ("age_band", pa.string()),
-        ("city_tier", pa.int32()), ("occupation", pa.string()), ("first_seen", pa.date32()),
-    ]),
-    "campaigns": pa.schema([
-        ("campaign_id", pa.int64()), ("advertiser_id", pa.int64()), ("objective", pa.string()),
-        ("bid_type", pa.string()), ("bid", pa.float64()), ("daily_budget", pa.float64()),
-        ("start_date", pa.date32()), ("end_date", pa.date32()),
-    ]),
-    "ads": pa.schema([
-        ("ad_id", pa.int64()), ("campaign_id", pa.int64()), ("category_id", pa.int64()),
-        ("brand_id", pa.int64()), ("price", pa.float64()), ("title", pa.string()),
-    ]),
-    "behavior_events": pa.schema([
-        ("event_id", pa.int64()), ("user_id", pa.int64()), ("ts", pa.timestamp("us")),
-        ("event_type", pa.string()), ("category_id", pa.int64()), ("brand_id", pa.int64()),
-        ("item_id", pa.int64()),
-    ]),
-    "ad_events": pa.schema([
-        ("event_id", pa.int64()), ("impression_id", pa.int64()), ("user_id", pa.int64()),
-        ("ad_id", pa.int64()), ("ts", pa.timestamp("us")), ("event_type", pa.string()),
-        ("slot", pa.int32()), ("cost", pa.float64()), ("propensity", pa.float64()),
-    ]),
+    table: pa.schema([(c.name, ARROW_TYPE_BY_SQL_TYPE[c.sql_type]) for c in contract.columns])
+    for table, contract in CONTRACTS.items()
 }
 # Dimensions are moved into landing/ before events: the landing sensor treats a day as complete
 # once both event tables are there, so their dimensions must already be in place.
@@ -485,7 +467,7 @@ def taobao_to_landing(
     try:
         first_seen = FirstSeenTracker()
         event_days: set[int] = set()
-        counts = {"impressions": 0, "clicks": 0, "clicks_on_unknown_ads": 0, "behavior_rows": 0}
+        counts = {"impressions": 0, "clicks": 0, "impressions_on_unknown_ads": 0, "behavior_rows": 0}
 
         raw_sample = paths["raw_sample.csv"]
         raw_dtypes = {"user": "int64", "time_stamp": "int64", "adgroup_id": "int64",
@@ -501,7 +483,8 @@ def taobao_to_landing(
             clicked = chunk["clk"] == 1
             counts["impressions"] += len(chunk)
             counts["clicks"] += int(clicked.sum())
-            counts["clicks_on_unknown_ads"] += int((~chunk.loc[clicked, "adgroup_id"].isin(known_ads)).sum())
+            # Ingest quarantines events of ads it does not know (rule unknown_ad): say how many.
+            counts["impressions_on_unknown_ads"] += int((~chunk["adgroup_id"].isin(known_ads)).sum())
 
         behavior_log = paths["behavior_log.csv"]
         log_dtypes = {"user": "int64", "time_stamp": "int64", "btag": "string",
