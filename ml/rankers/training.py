@@ -53,6 +53,8 @@ class FittedRanker:
     validation_rows: int
     training_seconds: float
     validation_metrics: dict[str, float] = field(default_factory=dict)
+    # A few raw training rows of the feature columns: MLflow's input example and signature source.
+    input_example: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(self.feature_spec.transform(frame), num_iteration=self.best_iteration)
@@ -134,4 +136,5 @@ def fit_ranker(
         params=merged_params, best_iteration=int(best_iteration), use_encoder_features=use_encoder_features,
         training_rows=len(train), validation_rows=len(valid), training_seconds=training_seconds,
         validation_metrics=validation_metrics,
+        input_example=train[feature_spec.features].head(5).reset_index(drop=True),
     )
