@@ -37,7 +37,6 @@ from ml.datasets.taobao import (
     SECONDS_PER_DAY,
     AdapterReport,
     LandingWriter,
-    date_to_epoch_day,
     epoch_day_to_date,
 )
 
@@ -186,7 +185,7 @@ def users_from_loader(users: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFram
         "age_band": age_band(users["age"]).to_numpy(dtype=object),
         "city_tier": np.int32(UNKNOWN_CITY_TIER),
         "occupation": users["occupation"].astype(str).to_numpy(dtype=object),
-        "first_seen": [epoch_day_to_date(d) if d == d else None for d in first_day.to_numpy()],
+        "first_seen": first_day.fillna(0).to_numpy(dtype="int64").astype("datetime64[D]"),
     })[landed]
 
 

@@ -438,7 +438,7 @@ def users_from_profiles(
     users = pd.concat([users, unprofiled], ignore_index=True)
     first_day = (first_seconds // SECONDS_PER_DAY).reindex(users["user_id"].to_numpy())
     default_day = date_to_epoch_day(default_first_seen)
-    users["first_seen"] = [epoch_day_to_date(d) for d in first_day.fillna(default_day).astype("int64")]
+    users["first_seen"] = first_day.fillna(default_day).to_numpy(dtype="int64").astype("datetime64[D]")
     return users, len(without_profile)
 
 
