@@ -1,5 +1,4 @@
 """Jobs, the daily schedule and the landing-file sensor."""
-from __future__ import annotations
 
 import dagster as dg
 

@@ -3,9 +3,9 @@
 Two selections of the same project: the daily transform (everything but tag:scoring) and the
 scoring features, which read the candidates Python writes after retrieval.
 """
-from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,7 +71,9 @@ def dbt_scoring_features(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project)
+    # The venv's dbt, so the UI and tests work without the venv on PATH.
+    executable = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=str(executable) if executable.exists() else "dbt")
 
 
 DBT_PROJECT_DIR: Path = dbt_project.project_dir

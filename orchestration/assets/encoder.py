@@ -1,5 +1,4 @@
 """The interest encoder: a Transformer over each user's behavior sequence (ml/encoder)."""
-from __future__ import annotations
 
 import datetime as dt
 

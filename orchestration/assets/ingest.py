@@ -1,5 +1,4 @@
 """Ingest: one day's landing files → raw.* tables, bad rows → raw.quarantine with the rule broken."""
-from __future__ import annotations
 
 import datetime as dt
 

@@ -1,0 +1,18 @@
+"""The Dagster code location: every asset, check, job, schedule, sensor and resource in one place."""
+import dagster as dg
+
+from orchestration.assets import dbt as dbt_assets
+from orchestration.assets import encoder, ingest
+from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
+from orchestration.resources import PlatformResource
+
+defs = dg.Definitions(
+    assets=[ingest.raw_tables, dbt_assets.dbt_transform, dbt_assets.dbt_scoring_features,
+            encoder.interest_encoder],
+    jobs=[ingest_job, daily_pipeline],
+    schedules=[daily_schedule],
+    sensors=[landing_files_sensor],
+    resources={"platform": PlatformResource(), "dbt": dbt_assets.dbt_resource()},
+    # One step at a time in one process: DuckDB has a single writer per file (see ARCHITECTURE.md).
+    executor=dg.in_process_executor,
+)
