@@ -17,6 +17,7 @@ from ml.ingest.readers import ReadableSource, quote_identifier, sql_literal
 STAGE_TABLE = "_ingest_stage"
 CROSS_FAILURES_TABLE = "_ingest_cross_failures"
 REJECTS_TABLE = "_ingest_rejects"
+REPEATED_KEYS_TABLE = "_ingest_repeated_keys"
 
 
 def _raw(column: str) -> str:
@@ -40,12 +41,16 @@ def create_work_tables_sql(contract: TableContract) -> list[str]:
 
 
 def drop_work_tables_sql() -> list[str]:
-    return [f"drop table if exists {name}" for name in (STAGE_TABLE, CROSS_FAILURES_TABLE, REJECTS_TABLE)]
+    return [f"drop table if exists {name}" for name in (STAGE_TABLE, CROSS_FAILURES_TABLE, REJECTS_TABLE, REPEATED_KEYS_TABLE)]
 
 
-def _type_failure(column: Column, raw_type: str) -> tuple[str, str]:
-    """(SQL condition, what was expected) for a present value that does not fit the contract type."""
+def _type_failure(column: Column, raw_type: str) -> tuple[str, str] | None:
+    """(SQL condition, what was expected) for a present value that does not fit the contract type.
+
+    None when the file already stores the contract type and no value of it can break the type.
+    """
     raw, typed = _raw(column.name), _typed(column.name)
+    already_typed = raw_type.upper() == column.sql_type
     condition = f"{typed} is null"
     expected = f"a valid {column.sql_type}"
     if column.sql_type in INTEGER_TYPES:
@@ -55,9 +60,14 @@ def _type_failure(column: Column, raw_type: str) -> tuple[str, str]:
             condition += f" or try_cast({raw} as double) <> {typed}"
     elif column.sql_type == "DOUBLE":
         expected = "a finite number"
+        if already_typed:
+            return f"not isfinite({typed})", expected
         condition += f" or not isfinite({typed})"
     elif column.sql_type in ("DATE", "TIMESTAMP"):
-        expected = f"a valid {column.sql_type} (ISO 8601, e.g. 2026-11-01{' 13:45:00' if column.sql_type == 'TIMESTAMP' else ''})"
+        example = "2026-11-01" + (" 13:45:00" if column.sql_type == "TIMESTAMP" else "")
+        expected = f"a valid {column.sql_type} (ISO 8601, e.g. {example})"
+    if already_typed:
+        return None
     return f"{raw} is not null and ({condition})", expected
 
 
@@ -72,7 +82,10 @@ def row_rules(contract: TableContract, source: ReadableSource, day: dt.date) -> 
     for column in contract.columns:
         if column.name not in source.present_columns:
             continue
-        condition, expected = _type_failure(column, source.present_columns[column.name][1])
+        type_failure = _type_failure(column, source.present_columns[column.name][1])
+        if type_failure is None:
+            continue
+        condition, expected = type_failure
         reason = f"'{column.name}=' || to_json({_raw(column.name)}::varchar)::varchar || {sql_literal(' is not ' + expected)}"
         rules.append((f"bad_type:{column.name}", condition, reason))
     for column in contract.columns:
@@ -114,12 +127,14 @@ def stage_insert_sql(contract: TableContract, source: ReadableSource, day: dt.da
     """One pass over a file: relaxed read, TRY_CAST to contract types, first broken row rule."""
     read_columns = []
     for column in contract.columns:
-        if column.name in source.present_columns:
-            raw_expression = quote_identifier(source.present_columns[column.name][0])
-        else:
-            raw_expression = "null::varchar"
+        file_name, raw_type = source.present_columns.get(column.name, (None, "VARCHAR"))
+        raw_expression = quote_identifier(file_name) if file_name else "null::varchar"
         read_columns.append(f"{raw_expression} as {_raw(column.name)}")
-        read_columns.append(f"try_cast({raw_expression} as {column.sql_type}) as {_typed(column.name)}")
+        # A column already in the contract type is passed through: a no-op cast still costs a copy.
+        typed_expression = raw_expression if raw_type.upper() == column.sql_type else (
+            f"try_cast({raw_expression} as {column.sql_type})"
+        )
+        read_columns.append(f"{typed_expression} as {_typed(column.name)}")
     rules = row_rules(contract, source, day)
     rule_case = "case " + " ".join(f"when {condition} then {sql_literal(name)}" for name, condition, _ in rules) + " end"
     reason_case = (
@@ -167,22 +182,28 @@ def cross_row_failure_sql(contract: TableContract, day: dt.date) -> list[str]:
             where s._rule is null
             group by s._source_file, s._row_number, s.{key}
         """)
+    # One aggregate over the day finds repeated keys (usually none); only their rows get ranked.
+    # Rows that failed the cross-partition check share their key with it, so they are excluded after.
+    statements.append(f"""
+        create or replace temp table {REPEATED_KEYS_TABLE} as
+        select {key} from {STAGE_TABLE} where _rule is null group by {key} having count(*) > 1
+    """)
     statements.append(f"""
         insert into {CROSS_FAILURES_TABLE}
-        with candidates as (select s._source_file, s._row_number, s.{key} {still_valid}),
-        repeated_keys as (select {key} from candidates group by {key} having count(*) > 1),
-        copies as (
-            select c.*,
-                   row_number() over by_position as copy_number,
-                   first_value(c._source_file) over by_position as kept_file,
-                   first_value(c._row_number) over by_position as kept_row
-            from candidates c semi join repeated_keys r on c.{key} = r.{key}
-            window by_position as (partition by c.{key} order by c._source_file, c._row_number)
-        )
         select _source_file, _row_number, {sql_literal(contract.duplicate_rule)},
                '{contract.key_column}=' || {key} || ' repeats within this day''s files; kept the first copy at '
                || kept_file || ' row ' || kept_row
-        from copies where copy_number > 1
+        from (
+            select s._source_file, s._row_number, s.{key},
+                   row_number() over by_position as copy_number,
+                   first_value(s._source_file) over by_position as kept_file,
+                   first_value(s._row_number) over by_position as kept_row
+            from {REPEATED_KEYS_TABLE} r join {STAGE_TABLE} s on s.{key} = r.{key}
+            anti join {CROSS_FAILURES_TABLE} f on s._source_file = f._source_file and s._row_number = f._row_number
+            where s._rule is null
+            window by_position as (partition by s.{key} order by s._source_file, s._row_number)
+        )
+        where copy_number > 1
     """)
     for reference in contract.references:
         column = _typed(reference.column)
