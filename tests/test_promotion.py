@@ -25,10 +25,12 @@ from ml.settings import Settings
 MODEL_NAME = "ctr_ranker"
 
 
-@pytest.fixture()
-def mlflow_store(tmp_path):
-    configure_mlflow(Settings.from_env({"AD_DATA_ROOT": str(tmp_path)}))
-    yield tmp_path
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory):
+    # One store per module: creating the sqlite schema costs seconds; tests use distinct model names.
+    data_root = tmp_path_factory.mktemp("mlflow_store")
+    configure_mlflow(Settings.from_env({"AD_DATA_ROOT": str(data_root)}))
+    yield data_root
     mlflow.set_tracking_uri(None)
 
 

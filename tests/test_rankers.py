@@ -1,0 +1,157 @@
+"""LightGBM rankers, calibration, explanations, baselines and the report on planted-signal data."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.evaluation.metrics import auc, ece
+from ml.rankers import FeatureSpec, fit_ranker, join_encoder_features, split_by_day
+from ml.rankers.baselines import LogisticRegressionBaseline, MatrixFactorizationBaseline, PopularityBaseline
+from ml.rankers.comparison import LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, compare_rankers
+from ml.rankers.plots import save_report_plots
+from ml.rankers.report import build_ranker_report
+from ml.rankers.synthetic import clicked, synthetic_impressions
+
+TEST_DAY, VALIDATION_DAY = dt.date(2026, 11, 5), dt.date(2026, 11, 4)
+
+
+@pytest.fixture(scope="module")
+def days():
+    impressions = synthetic_impressions(n_impressions=24_000, n_users=900, n_ads=100, n_days=5, seed=11)
+    return split_by_day(impressions, test_date=TEST_DAY, validation_date=VALIDATION_DAY)
+
+
+@pytest.fixture(scope="module")
+def ctr_ranker(days):
+    train, valid, _ = days
+    return fit_ranker(train, valid, "ctr")
+
+
+def test_split_by_day_keeps_days_apart(days):
+    train, valid, test = days
+    assert pd.to_datetime(train["impression_date"]).dt.date.max() < VALIDATION_DAY
+    assert set(valid["impression_date"]) == {VALIDATION_DAY} and set(test["impression_date"]) == {TEST_DAY}
+    with pytest.raises(ValueError, match="must come before"):
+        split_by_day(train, test_date=VALIDATION_DAY, validation_date=TEST_DAY)
+
+
+def test_categorical_codes_are_frozen_at_training_time(days):
+    train, _, test = days
+    spec = FeatureSpec.fit(train)
+    scoring = test.iloc[::-1].head(50).copy()  # other order, other subset than training
+    scoring["category_id"] = scoring["category_id"].astype(float)  # a NULL elsewhere made it float
+    scoring.iloc[0, scoring.columns.get_loc("brand_id")] = 999_999  # never seen in training
+    train_frame, scoring_frame = spec.transform(train), spec.transform(scoring)
+    for name in spec.categorical:
+        assert list(scoring_frame[name].cat.categories) == list(train_frame[name].cat.categories)
+    code_of = dict(zip(train["category_id"], train_frame["category_id"].cat.codes))
+    assert (scoring_frame["category_id"].cat.codes.to_numpy() == scoring["category_id"].astype(int).map(code_of)).all()
+    assert pd.isna(scoring_frame["brand_id"].iloc[0]) and scoring_frame["brand_id"].cat.codes.iloc[0] == -1
+    # Round trip through JSON-able dict (what MLflow stores) keeps the same levels.
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_join_encoder_features_by_impression_id(days):
+    train, _, _ = days
+    encoder_outputs = train[["impression_id", "encoder_logit", "encoder_similarity"]].head(100)
+    joined = join_encoder_features(train.drop(columns=["encoder_logit", "encoder_similarity"]), encoder_outputs)
+    assert len(joined) == len(train) and joined["encoder_logit"].notna().sum() == 100
+    with pytest.raises(KeyError, match="join_encoder_features"):
+        FeatureSpec.fit(train.drop(columns=["encoder_logit"]))
+
+
+def test_ctr_ranker_learns_the_planted_signal_and_uses_encoder_features(days, ctr_ranker):
+    train, valid, test = days
+    plain = fit_ranker(train, valid, "ctr", use_encoder_features=False)
+    with_encoder_auc = auc(test["label_click"], ctr_ranker.predict(test))
+    assert with_encoder_auc > 0.72
+    assert with_encoder_auc > auc(test["label_click"], plain.predict(test)) + 0.02
+    assert 0 < ctr_ranker.best_iteration < 400
+    importance = ctr_ranker.feature_importance()
+    assert importance["gain"].is_monotonic_decreasing
+    assert "encoder_logit" in importance["feature"].head(3).tolist()
+
+
+def test_shap_contributions_sum_to_raw_margin(days, ctr_ranker):
+    _, _, test = days
+    rows = test.head(300)
+    contributions = ctr_ranker.contributions(rows)
+    margin = ctr_ranker.booster.predict(
+        ctr_ranker.feature_spec.transform(rows), num_iteration=ctr_ranker.best_iteration, raw_score=True
+    )
+    np.testing.assert_allclose(contributions.sum(axis=1), margin, atol=1e-6)
+
+
+def test_explain_gives_top_features_as_columns_and_text(days, ctr_ranker):
+    _, _, test = days
+    explained = ctr_ranker.explain(test.head(20), top_k=3)
+    assert list(explained.index) == list(test.head(20).index)
+    first = explained.iloc[0]
+    magnitudes = [abs(first[f"top{rank}_contribution"]) for rank in (1, 2, 3)]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert first["explanation"].startswith(f"{first['top1_feature']} {first['top1_contribution']:+.3f}")
+    assert set(explained["top1_feature"]) <= set(ctr_ranker.feature_spec.features)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+def test_calibration_lowers_ece_of_a_miscalibrated_ranker(days, method):
+    train, valid, test = days
+    # Up-weighting positives inflates raw probabilities, as negative down-sampling does in production.
+    inflated = fit_ranker(train, valid, "ctr", params={"scale_pos_weight": 4.0}, calibration=method)
+    labels = test["label_click"]
+    raw_ece, calibrated_ece = ece(labels, inflated.predict_raw(test)), ece(labels, inflated.predict(test))
+    assert raw_ece > 0.05
+    assert calibrated_ece < raw_ece / 3
+    assert inflated.validation_metrics["valid_ece_calibrated"] < inflated.validation_metrics["valid_ece_raw"]
+
+
+def test_popularity_baseline_is_smoothed_ad_rate():
+    train = pd.DataFrame({"ad_id": [1, 1, 1, 1, 2], "label_click": [1, 1, 0, 0, 0]})
+    popularity = PopularityBaseline(smoothing_strength=2.0).fit(train, "ctr")
+    prior = 2 / 5
+    expected_ad_1 = (2 + 2.0 * prior) / (4 + 2.0)
+    np.testing.assert_allclose(
+        popularity.predict(pd.DataFrame({"ad_id": [1, 3]})), [expected_ad_1, prior]
+    )
+
+
+def test_learned_baselines_beat_chance_on_ctr(days):
+    train, _, test = days
+    for baseline in (LogisticRegressionBaseline(), MatrixFactorizationBaseline(epochs=20)):
+        scores = baseline.fit(train, "ctr").predict(test)
+        assert auc(test["label_click"], scores) > 0.56, type(baseline).__name__
+
+
+def test_report_has_every_model_and_task_and_plots(days, tmp_path):
+    train, valid, test = days
+    comparison = compare_rankers(train, valid, test, include_matrix_factorization=False)
+    report = build_ranker_report(test, comparison.predictions)
+    assert set(report["task"]) == {"ctr", "cvr", "ctcvr"}
+    assert {LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, "popularity", "logistic_regression"} <= set(report["model"])
+    by_key = report.set_index(["model", "task"])
+    assert by_key.loc[(LIGHTGBM, "cvr"), "rows"] == int(test["label_click"].sum())
+    assert by_key.loc[(LIGHTGBM, "ctcvr"), "positives"] == int((test["label_click"] & test["label_conversion"]).sum())
+    # The oracle bounds every learned model on CTR, and LightGBM beats popularity.
+    assert by_key.loc[(ORACLE, "ctr"), "auc"] >= by_key.loc[(LIGHTGBM, "ctr"), "auc"] - 0.01
+    assert by_key.loc[(LIGHTGBM, "ctr"), "auc"] > by_key.loc[("popularity", "ctr"), "auc"]
+    assert by_key.loc[(LIGHTGBM, "ctcvr"), "auc"] > 0.7
+
+    paths = save_report_plots(
+        test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}, tmp_path
+    )
+    assert set(paths) == {"roc_curves", "reliability_curves", "ctr_feature_importance", "cvr_feature_importance"}
+    for path in paths.values():
+        assert path.read_bytes()[:4] == b"\x89PNG"
+
+    with pytest.raises(ValueError, match="score every test impression"):
+        build_ranker_report(test, {"short": (np.zeros(3), np.zeros(3))})
+
+
+def test_cvr_ranker_trains_on_clicks(days):
+    train, valid, test = days
+    cvr_ranker = fit_ranker(clicked(train), clicked(valid), "cvr")
+    assert cvr_ranker.training_rows == int(train["label_click"].sum())
+    assert auc(clicked(test)["label_conversion"], cvr_ranker.predict(clicked(test))) > 0.58
