@@ -1,13 +1,15 @@
 """Load one table-partition (or one whole day) of landing files into raw.*, idempotently.
 
-Files are staged one by one into a temp table (a file that cannot be read is marked failed and
-the rest still load); then, in one transaction, the partition's previous rows in raw.<table>,
-raw.quarantine and raw.ingest_files are deleted and replaced.
+Each file is checked on its own (pass 1; a file that cannot be read is marked failed and the
+rest still load). Then, in one transaction, the partition's previous rows in raw.<table>,
+raw.quarantine and raw.ingest_files are deleted, cross-row rules run over the whole day, and
+each file's accepted rows are written (pass 2) next to its quarantine rows and ledger row.
 """
 from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
@@ -20,22 +22,24 @@ from ml.ingest.readers import (
     CSV_REJECTS_TABLE,
     FileProblem,
     LandingFile,
+    ReadableSource,
     describe_source,
     list_landing_files,
     partition_dir,
-    quote_identifier,
-    sql_literal,
 )
 from ml.ingest.report import FileIngestReport, TableIngestReport
 from ml.ingest.schema import ensure_raw_schema
 from ml.ingest.validate import (
-    CROSS_FAILURES_TABLE,
+    CHECKED_TABLE,
+    FAILURES_TABLE,
+    FILES_TABLE,
     REJECTS_TABLE,
-    STAGE_TABLE,
+    accepted_insert_sql,
+    check_insert_sql,
     create_work_tables_sql,
     cross_row_failure_sql,
     drop_work_tables_sql,
-    stage_insert_sql,
+    fill_original_rows_sql,
 )
 
 
@@ -70,18 +74,23 @@ def ingest_table_partition(
         conn.execute(statement)
     try:
         file_errors: dict[str, str] = {}
-        ignored_columns: dict[str, tuple[str, ...]] = {}
-        for landing_file in files:
+        sources: dict[int, ReadableSource] = {}
+        for file_index, landing_file in enumerate(files):
+            conn.execute(f"insert into {FILES_TABLE} values (?, ?)", [file_index, landing_file.source_file])
             try:
-                ignored_columns[landing_file.source_file] = _stage_file(conn, contract, landing_file, day)
+                sources[file_index] = _check_file(conn, contract, landing_file, file_index, day)
             except FileProblem as problem:
                 file_errors[landing_file.source_file] = str(problem)
             except duckdb.Error as error:
                 file_errors[landing_file.source_file] = f"could not read the file: {error}"
-        file_reports = _replace_partition(conn, contract, day, files, file_errors, ignored_columns)
+        file_reports = _replace_partition(conn, contract, day, files, sources, file_errors)
     finally:
-        for statement in drop_work_tables_sql():
+        for statement in drop_work_tables_sql() + [
+            f"drop table if exists _ingest_csv_{file_index}" for file_index in range(len(files))
+        ]:
             conn.execute(statement)
+    ignored = {source.landing_file.source_file: source.ignored_columns for source in sources.values()}
+    file_reports = [replace(r, ignored_columns=ignored.get(r.source_file, ())) for r in file_reports]
 
     return TableIngestReport(
         table=table,
@@ -111,37 +120,42 @@ def _require_parents_ingested(
             )
 
 
-def _stage_file(
-    conn: duckdb.DuckDBPyConnection, contract: TableContract, landing_file: LandingFile, day: dt.date
-) -> tuple[str, ...]:
-    """Append one file's rows to the stage; returns the file's columns outside the contract."""
+def _check_file(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, landing_file: LandingFile, file_index: int, day: dt.date
+) -> ReadableSource:
+    """Pass 1 for one file. Returns how pass 2 reads the same rows again."""
     source = describe_source(conn, contract, landing_file)
     if source.format == "csv":
+        # Parse CSV once: pass 2 reads the parsed text, and malformed lines are counted once.
         conn.execute(f"drop table if exists {CSV_REJECTS_TABLE}")
         conn.execute(f"drop table if exists {CSV_REJECTS_SCAN}")
+        parsed_table = f"_ingest_csv_{file_index}"
+        conn.execute(f"create or replace temp table {parsed_table} as {source.sql}")
+        source = replace(source, sql=f"select * from {parsed_table}")
     try:
-        conn.execute(stage_insert_sql(contract, source, day))
+        conn.execute(check_insert_sql(contract, source, file_index, day))
         if source.format == "csv":
-            _collect_csv_rejects(conn, landing_file.source_file)
+            _collect_csv_rejects(conn, file_index)
     except Exception:
-        # Keep the stage all-or-nothing per file.
-        conn.execute(f"delete from {STAGE_TABLE} where _source_file = ?", [landing_file.source_file])
-        conn.execute(f"delete from {REJECTS_TABLE} where _source_file = ?", [landing_file.source_file])
+        # Keep pass 1 all-or-nothing per file.
+        conn.execute(f"delete from {CHECKED_TABLE} where _file_index = ?", [file_index])
+        conn.execute(f"delete from {REJECTS_TABLE} where _file_index = ?", [file_index])
         raise
-    return source.ignored_columns
+    return source
 
 
-def _collect_csv_rejects(conn: duckdb.DuckDBPyConnection, source_file: str) -> None:
+def _collect_csv_rejects(conn: duckdb.DuckDBPyConnection, file_index: int) -> None:
     """Lines the CSV parser could not split into the header's columns become quarantine rows."""
     (exists,) = conn.execute(
         "select count(*) from duckdb_tables() where table_name = ?", [CSV_REJECTS_TABLE]
     ).fetchone()
     if not exists:
         return
-    # One line can break several parser checks; it is one row, quarantined once.
+    # One line can break several parser checks; it is one row, quarantined once. Its row_number
+    # is the physical line number in the file (header = line 1).
     conn.execute(f"""
         insert into {REJECTS_TABLE}
-        select {sql_literal(source_file)}, line,
+        select {file_index}, line,
                case when bool_or(error_type = 'INVALID ENCODING') then 'bad_encoding' else 'malformed_line' end,
                'line ' || line || ': ' || string_agg(distinct error_message, '; ')
                || case when bool_or(error_type = 'INVALID ENCODING')
@@ -149,7 +163,6 @@ def _collect_csv_rejects(conn: duckdb.DuckDBPyConnection, source_file: str) -> N
                to_json(struct_pack(raw_line := any_value(csv_line)))::varchar
         from {CSV_REJECTS_TABLE}
         group by line
-        order by line
     """)
 
 
@@ -158,11 +171,10 @@ def _replace_partition(
     contract: TableContract,
     day: dt.date,
     files: list[LandingFile],
+    sources: dict[int, ReadableSource],
     file_errors: dict[str, str],
-    ignored_columns: dict[str, tuple[str, ...]],
 ) -> list[FileIngestReport]:
-    table, columns = contract.name, ", ".join(quote_identifier(c) for c in contract.column_names)
-    partition = [table, day]
+    table, partition = contract.name, [contract.name, day]
     conn.execute("begin transaction")
     try:
         (loaded_at,) = conn.execute("select current_localtimestamp()::timestamp").fetchone()
@@ -171,37 +183,23 @@ def _replace_partition(
         conn.execute("delete from raw.ingest_files where table_name = ? and partition_date = ?", partition)
         for statement in cross_row_failure_sql(contract, day):
             conn.execute(statement)
-        (cross_failure_count,) = conn.execute(f"select count(*) from {CROSS_FAILURES_TABLE}").fetchone()
-        # The anti join is skipped on clean days: it costs a hash probe per accepted row.
-        skip_cross_failures = (
-            f"anti join {CROSS_FAILURES_TABLE} f on s._source_file = f._source_file and s._row_number = f._row_number"
-            if cross_failure_count else ""
-        )
-        conn.execute(
-            f"""insert into raw.{table}
-                select {', '.join('s.' + quote_identifier(c) for c in contract.column_names)}, ?, s._source_file, ?
-                from {STAGE_TABLE} s {skip_cross_failures}
-                where s._rule is null""",
-            [day, loaded_at],
-        )
-        typed_as_json = "to_json(struct_pack(" + ", ".join(
-            f"{quote_identifier(c)} := s.{quote_identifier(c)}::varchar" for c in contract.column_names
-        ) + "))::varchar"
+        failures_per_file = _count_by_file(conn, FAILURES_TABLE)
+        for file_index, source in sources.items():
+            if failures_per_file.get(file_index):
+                conn.execute(fill_original_rows_sql(contract, source, file_index))
+            conn.execute(
+                accepted_insert_sql(contract, source, file_index, exclude_failures=bool(failures_per_file.get(file_index))),
+                [day, loaded_at],
+            )
         conn.execute(
             f"""insert into raw.quarantine
-                select ?, ?, _source_file, _row_number, rule, reason, original_row, ? from (
-                    select _source_file, _row_number, _rule as rule, _reason as reason, _original_row as original_row
-                    from {STAGE_TABLE} where _rule is not null
-                    union all
-                    select f._source_file, f._row_number, f.rule, f.reason, {typed_as_json}
-                    from {CROSS_FAILURES_TABLE} f join {STAGE_TABLE} s
-                      on s._source_file = f._source_file and s._row_number = f._row_number
-                    union all
-                    select _source_file, _row_number, rule, reason, original_row from {REJECTS_TABLE}
-                ) order by _source_file, _row_number""",
+                select ?, ?, names.source_file, q._row_number, q.rule, q.reason, q.original_row, ?
+                from (select * from {FAILURES_TABLE} union all select * from {REJECTS_TABLE}) q
+                join {FILES_TABLE} names using (_file_index)
+                order by q._file_index, q._row_number""",
             [table, day, loaded_at],
         )
-        file_reports = _file_reports(conn, contract, day, files, file_errors, ignored_columns)
+        file_reports = _file_reports(conn, contract, day, files, file_errors, failures_per_file)
         for r in file_reports:
             conn.execute(
                 "insert into raw.ingest_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -214,24 +212,20 @@ def _replace_partition(
     return file_reports
 
 
+def _count_by_file(conn: duckdb.DuckDBPyConnection, work_table: str) -> dict[int, int]:
+    return dict(conn.execute(f"select _file_index, count(*) from {work_table} group by _file_index").fetchall())
+
+
 def _file_reports(
     conn: duckdb.DuckDBPyConnection,
     contract: TableContract,
     day: dt.date,
     files: list[LandingFile],
     file_errors: dict[str, str],
-    ignored_columns: dict[str, tuple[str, ...]],
+    failures_per_file: dict[int, int],
 ) -> list[FileIngestReport]:
-    staged = {
-        source_file: (rows, row_rule_failures)
-        for source_file, rows, row_rule_failures in conn.execute(
-            f"select _source_file, count(*), count(_rule) from {STAGE_TABLE} group by _source_file"
-        ).fetchall()
-    }
-    cross_failures = dict(
-        conn.execute(f"select _source_file, count(*) from {CROSS_FAILURES_TABLE} group by _source_file").fetchall()
-    )
-    rejected = dict(conn.execute(f"select _source_file, count(*) from {REJECTS_TABLE} group by _source_file").fetchall())
+    checked = _count_by_file(conn, CHECKED_TABLE)
+    rejected = _count_by_file(conn, REJECTS_TABLE)
     by_rule: dict[str, dict[str, int]] = defaultdict(dict)
     for source_file, rule, count in conn.execute(
         "select source_file, rule, count(*) from raw.quarantine where table_name = ? and partition_date = ? "
@@ -241,20 +235,18 @@ def _file_reports(
         by_rule[source_file][rule] = count
 
     reports = []
-    for landing_file in files:
+    for file_index, landing_file in enumerate(files):
         name = landing_file.source_file
         if name in file_errors:
             reports.append(FileIngestReport(name, "failed", None, 0, 0, {}, file_errors[name]))
             continue
-        rows, row_rule_failures = staged.get(name, (0, 0))
-        quarantined = row_rule_failures + cross_failures.get(name, 0) + rejected.get(name, 0)
+        rows, failures, rejects = checked.get(file_index, 0), failures_per_file.get(file_index, 0), rejected.get(file_index, 0)
         reports.append(FileIngestReport(
             source_file=name,
             status="loaded",
-            rows_in=rows + rejected.get(name, 0),
-            rows_accepted=rows - row_rule_failures - cross_failures.get(name, 0),
-            rows_quarantined=quarantined,
+            rows_in=rows + rejects,
+            rows_accepted=rows - failures,
+            rows_quarantined=failures + rejects,
             quarantined_by_rule=by_rule.get(name, {}),
-            ignored_columns=ignored_columns.get(name, ()),
         ))
     return reports

@@ -1,11 +1,15 @@
-"""SQL that applies the contract: row rules while staging a file, cross-row rules over the whole day.
+"""SQL that applies the contract, in two cheap passes per file and a few set operations per day.
 
-Everything is one vectorized DuckDB statement per step. A row's `_rule` is the first rule it
-breaks, in this order: null_key, bad_type:<col> (contract column order), null_value:<col>,
-unknown_enum:<col>, out_of_range:<col>, ts_outside_partition; then, for rows that pass all row
-rules, duplicate_<key> (already loaded in another partition, then repeated within the day: the
-first copy by file name and row number is kept) and unknown_<parent> (reference not loaded on or
-before the partition day).
+Pass 1 (check) reads a file once with relaxed types and keeps a narrow row per record: its key,
+its references and the first row rule it breaks. Cross-row rules then run over those narrow rows
+for the whole day. Pass 2 (load) reads the file again and writes the rows no rule caught straight
+into raw.<table>, so the wide rows are written once, as in a bare copy.
+
+A row's rule is the first it breaks, in this order: null_key, bad_type:<col> (contract column
+order), null_value:<col>, unknown_enum:<col>, out_of_range:<col>, ts_outside_partition; then, for
+rows that pass all row rules, duplicate_<key> (already loaded in another partition, then repeated
+within the day: the first copy by file name and row number is kept) and unknown_<parent>
+(reference not loaded on or before the partition day).
 """
 from __future__ import annotations
 
@@ -14,10 +18,12 @@ import datetime as dt
 from ml.ingest.contract import INTEGER_TYPES, Column, TableContract
 from ml.ingest.readers import ReadableSource, quote_identifier, sql_literal
 
-STAGE_TABLE = "_ingest_stage"
-CROSS_FAILURES_TABLE = "_ingest_cross_failures"
+CHECKED_TABLE = "_ingest_checked"
+FAILURES_TABLE = "_ingest_failures"
 REJECTS_TABLE = "_ingest_rejects"
 REPEATED_KEYS_TABLE = "_ingest_repeated_keys"
+FILES_TABLE = "_ingest_file_names"
+WORK_TABLES = (CHECKED_TABLE, FAILURES_TABLE, REJECTS_TABLE, REPEATED_KEYS_TABLE, FILES_TABLE)
 
 
 def _raw(column: str) -> str:
@@ -28,20 +34,26 @@ def _typed(column: str) -> str:
     return quote_identifier(column)
 
 
+def _checked_columns(contract: TableContract) -> list[Column]:
+    """Columns the cross-row rules need: the key and every reference."""
+    names = [contract.key_column] + [reference.column for reference in contract.references]
+    return [contract.column(name) for name in names]
+
+
 def create_work_tables_sql(contract: TableContract) -> list[str]:
-    typed_columns = ", ".join(f"{_typed(c.name)} {c.sql_type}" for c in contract.columns)
+    checked = ", ".join(f"{_typed(c.name)} {c.sql_type}" for c in _checked_columns(contract))
+    failure_columns = "(_file_index integer, _row_number bigint, rule varchar, reason varchar, original_row varchar)"
     return [
-        f"create or replace temp table {STAGE_TABLE} (_source_file varchar, _row_number bigint, "
-        f"{typed_columns}, _rule varchar, _reason varchar, _original_row varchar)",
-        f"create or replace temp table {CROSS_FAILURES_TABLE} "
-        f"(_source_file varchar, _row_number bigint, rule varchar, reason varchar)",
-        f"create or replace temp table {REJECTS_TABLE} "
-        f"(_source_file varchar, _row_number bigint, rule varchar, reason varchar, original_row varchar)",
+        f"create or replace temp table {CHECKED_TABLE} (_file_index integer, _row_number bigint, {checked}, "
+        f"_rule varchar, _reason varchar, _original_row varchar)",
+        f"create or replace temp table {FAILURES_TABLE} {failure_columns}",
+        f"create or replace temp table {REJECTS_TABLE} {failure_columns}",
+        f"create or replace temp table {FILES_TABLE} (_file_index integer, source_file varchar)",
     ]
 
 
 def drop_work_tables_sql() -> list[str]:
-    return [f"drop table if exists {name}" for name in (STAGE_TABLE, CROSS_FAILURES_TABLE, REJECTS_TABLE, REPEATED_KEYS_TABLE)]
+    return [f"drop table if exists {name}" for name in WORK_TABLES]
 
 
 def _type_failure(column: Column, raw_type: str) -> tuple[str, str] | None:
@@ -123,8 +135,8 @@ def row_rules(contract: TableContract, source: ReadableSource, day: dt.date) -> 
     return rules
 
 
-def stage_insert_sql(contract: TableContract, source: ReadableSource, day: dt.date) -> str:
-    """One pass over a file: relaxed read, TRY_CAST to contract types, first broken row rule."""
+def _typed_rows_sql(contract: TableContract, source: ReadableSource) -> str:
+    """The file's rows with each contract column as read (`_raw_<col>`) and as the contract type."""
     read_columns = []
     for column in contract.columns:
         file_name, raw_type = source.present_columns.get(column.name, (None, "VARCHAR"))
@@ -135,6 +147,18 @@ def stage_insert_sql(contract: TableContract, source: ReadableSource, day: dt.da
             f"try_cast({raw_expression} as {column.sql_type})"
         )
         read_columns.append(f"{typed_expression} as {_typed(column.name)}")
+    return f"select _row_number, {', '.join(read_columns)} from ({source.sql})"
+
+
+def _original_row_json(contract: TableContract) -> str:
+    # Values as read (text), so the quarantine shows what the file held, not what the cast made of it.
+    return "to_json(struct_pack(" + ", ".join(
+        f"{quote_identifier(c.name)} := {_raw(c.name)}::varchar" for c in contract.columns
+    ) + "))::varchar"
+
+
+def check_insert_sql(contract: TableContract, source: ReadableSource, file_index: int, day: dt.date) -> str:
+    """Pass 1: one narrow row per record with its first broken row rule (reason and text only if broken)."""
     rules = row_rules(contract, source, day)
     rule_case = "case " + " ".join(f"when {condition} then {sql_literal(name)}" for name, condition, _ in rules) + " end"
     reason_case = (
@@ -142,76 +166,100 @@ def stage_insert_sql(contract: TableContract, source: ReadableSource, day: dt.da
         + " ".join(f"when _rule = {sql_literal(name)} then {reason}" for name, _, reason in rules)
         + " end"
     )
-    # Values as read (text), so the quarantine shows what the file held, not what the cast made of it.
-    original_row = "to_json(struct_pack(" + ", ".join(
-        f"{quote_identifier(c.name)} := {_raw(c.name)}::varchar" for c in contract.columns
-    ) + "))::varchar"
-    typed_list = ", ".join(_typed(c.name) for c in contract.columns)
+    checked = ", ".join(_typed(c.name) for c in _checked_columns(contract))
     return f"""
-        insert into {STAGE_TABLE}
-        select _source_file, _row_number, {typed_list}, _rule, {reason_case} as _reason,
-               case when _rule is null then null else {original_row} end as _original_row
+        insert into {CHECKED_TABLE}
+        select {file_index}, _row_number, {checked}, _rule, {reason_case},
+               case when _rule is null then null else {_original_row_json(contract)} end
+        from (select *, {rule_case} as _rule from ({_typed_rows_sql(contract, source)}))
+    """
+
+
+def fill_original_rows_sql(contract: TableContract, source: ReadableSource, file_index: int) -> str:
+    """Cross-row failures only know a row's position; fetch its text from the file (rarely needed)."""
+    return f"""
+        update {FAILURES_TABLE} set original_row = rows.original_row
         from (
-            select *, {rule_case} as _rule
-            from (
-                select {sql_literal(source.landing_file.source_file)} as _source_file, _row_number,
-                       {', '.join(read_columns)}
-                from ({source.sql})
-            )
-        )
+            select _row_number, {_original_row_json(contract)} as original_row
+            from ({_typed_rows_sql(contract, source)})
+            semi join (select _row_number from {FAILURES_TABLE}
+                       where _file_index = {file_index} and original_row is null) wanted using (_row_number)
+        ) rows
+        where {FAILURES_TABLE}._file_index = {file_index} and {FAILURES_TABLE}._row_number = rows._row_number
+    """
+
+
+def accepted_insert_sql(
+    contract: TableContract, source: ReadableSource, file_index: int, exclude_failures: bool
+) -> str:
+    """Pass 2: rows no rule caught, typed, into raw.<table>; parameters are (partition_date, loaded_at)."""
+    typed = ", ".join(f"s.{_typed(c)}" for c in contract.column_names)
+    # The anti join is skipped for clean files: it costs a hash probe per accepted row.
+    failures = (
+        f"anti join (select _row_number from {FAILURES_TABLE} where _file_index = {file_index}) f "
+        f"on s._row_number = f._row_number"
+        if exclude_failures else ""
+    )
+    return f"""
+        insert into raw.{contract.name}
+        select {typed}, ?, {sql_literal(source.landing_file.source_file)}, ?
+        from ({_typed_rows_sql(contract, source)}) s {failures}
     """
 
 
 def cross_row_failure_sql(contract: TableContract, day: dt.date) -> list[str]:
-    """Statements filling CROSS_FAILURES_TABLE; each only considers rows no earlier rule caught."""
+    """Statements moving every broken row into FAILURES_TABLE, first broken rule first."""
     key = _typed(contract.key_column)
     day_literal = f"date '{day.isoformat()}'"
     still_valid = (
-        f"from {STAGE_TABLE} s anti join {CROSS_FAILURES_TABLE} f "
-        f"on s._source_file = f._source_file and s._row_number = f._row_number where s._rule is null"
+        f"from {CHECKED_TABLE} s anti join {FAILURES_TABLE} f "
+        f"on s._file_index = f._file_index and s._row_number = f._row_number where s._rule is null"
     )
-    statements = []
+    statements = [f"""
+        insert into {FAILURES_TABLE}
+        select _file_index, _row_number, _rule, _reason, _original_row from {CHECKED_TABLE} where _rule is not null
+    """]
     if contract.is_event_table:
         statements.append(f"""
-            insert into {CROSS_FAILURES_TABLE}
-            select s._source_file, s._row_number, {sql_literal(contract.duplicate_rule)},
+            insert into {FAILURES_TABLE}
+            select s._file_index, s._row_number, {sql_literal(contract.duplicate_rule)},
                    '{contract.key_column}=' || s.{key} || ' was already loaded in partition '
-                   || min(loaded._partition_date) || '; {contract.key_column} must be unique across days'
-            from {STAGE_TABLE} s join raw.{contract.name} loaded
+                   || min(loaded._partition_date) || '; {contract.key_column} must be unique across days', null
+            from {CHECKED_TABLE} s join raw.{contract.name} loaded
               on loaded.{key} = s.{key} and loaded._partition_date <> {day_literal}
             where s._rule is null
-            group by s._source_file, s._row_number, s.{key}
+            group by s._file_index, s._row_number, s.{key}
         """)
     # One aggregate over the day finds repeated keys (usually none); only their rows get ranked.
-    # Rows that failed the cross-partition check share their key with it, so they are excluded after.
     statements.append(f"""
         create or replace temp table {REPEATED_KEYS_TABLE} as
-        select {key} from {STAGE_TABLE} where _rule is null group by {key} having count(*) > 1
+        select {key} from {CHECKED_TABLE} where _rule is null group by {key} having count(*) > 1
     """)
+    # File index follows file name order, so "first copy" means first by file name, then row.
     statements.append(f"""
-        insert into {CROSS_FAILURES_TABLE}
-        select _source_file, _row_number, {sql_literal(contract.duplicate_rule)},
+        insert into {FAILURES_TABLE}
+        select copies._file_index, _row_number, {sql_literal(contract.duplicate_rule)},
                '{contract.key_column}=' || {key} || ' repeats within this day''s files; kept the first copy at '
-               || kept_file || ' row ' || kept_row
+               || kept.source_file || ' row ' || kept_row, null
         from (
-            select s._source_file, s._row_number, s.{key},
+            select s._file_index, s._row_number, s.{key},
                    row_number() over by_position as copy_number,
-                   first_value(s._source_file) over by_position as kept_file,
+                   first_value(s._file_index) over by_position as kept_file,
                    first_value(s._row_number) over by_position as kept_row
-            from {REPEATED_KEYS_TABLE} r join {STAGE_TABLE} s on s.{key} = r.{key}
-            anti join {CROSS_FAILURES_TABLE} f on s._source_file = f._source_file and s._row_number = f._row_number
+            from {REPEATED_KEYS_TABLE} r join {CHECKED_TABLE} s on s.{key} = r.{key}
+            anti join {FAILURES_TABLE} f on s._file_index = f._file_index and s._row_number = f._row_number
             where s._rule is null
-            window by_position as (partition by s.{key} order by s._source_file, s._row_number)
-        )
+            window by_position as (partition by s.{key} order by s._file_index, s._row_number)
+        ) copies join {FILES_TABLE} kept on kept._file_index = copies.kept_file
         where copy_number > 1
     """)
     for reference in contract.references:
         column = _typed(reference.column)
         statements.append(f"""
-            insert into {CROSS_FAILURES_TABLE}
-            select s._source_file, s._row_number, {sql_literal(reference.rule)},
+            insert into {FAILURES_TABLE}
+            select s._file_index, s._row_number, {sql_literal(reference.rule)},
                    '{reference.column}=' || s.{column} || ' matches no {reference.parent_table} row loaded on or before '
-                   || {day_literal}
+                   || {day_literal}, null
             from (select s.* {still_valid}) s
             anti join (
                 select distinct {quote_identifier(reference.parent_key)} as parent_key
