@@ -2,13 +2,23 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import encoder, ingest
+from orchestration.assets import delivery, encoder, evaluation, ingest, promotion, rankers
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
 defs = dg.Definitions(
-    assets=[ingest.raw_tables, dbt_assets.dbt_transform, dbt_assets.dbt_scoring_features,
-            encoder.interest_encoder],
+    assets=[
+        ingest.raw_tables,
+        dbt_assets.dbt_transform,
+        encoder.interest_encoder,
+        rankers.rankers,
+        promotion.model_promotion,
+        delivery.ad_candidates,
+        dbt_assets.dbt_scoring_features,
+        delivery.daily_ad_schedule,
+        evaluation.policy_evaluation,
+    ],
+    asset_checks=[promotion.champions_not_worse_than_challengers],
     jobs=[ingest_job, daily_pipeline],
     schedules=[daily_schedule],
     sensors=[landing_files_sensor],

@@ -50,6 +50,8 @@ def dbt_vars(context: dg.AssetExecutionContext) -> str:
     manifest=dbt_project.manifest_path,
     exclude=SCORING_SELECTION,
     partitions_def=daily_partitions,
+    # One partition per run: each run builds the marts as of its own day.
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
     dagster_dbt_translator=translator,
     name="dbt_transform",
 )
@@ -62,6 +64,8 @@ def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platfo
     manifest=dbt_project.manifest_path,
     select=SCORING_SELECTION,
     partitions_def=daily_partitions,
+    # One partition per run: each run builds the marts as of its own day.
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
     dagster_dbt_translator=translator,
     name="dbt_scoring_features",
 )

@@ -5,16 +5,17 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
+from ml.encoder import EncoderConfig, fit_interest_encoder
 from ml.encoder.mlflow_io import log_encoder_to_mlflow
 from ml.registry import configure_mlflow
-from ml.training_days import choose_holdout_days
 from ml.warehouse import replace_rows
 from orchestration.assets.common import model_dir, partition_day, run_tags
+from orchestration.assets.holdout import model_holdout_days
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PlatformResource
 
 ENCODER_MODEL_NAME = "interest_encoder"
+ENCODER_RUN_ID_FILE = "mlflow_run_id"
 
 
 class EncoderTrainingConfig(dg.Config):
@@ -42,8 +43,8 @@ def load_encoder_inputs(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFram
     return event_stream, impressions, ads
 
 
-def load_fitted_encoder(settings, day: dt.date) -> FittedEncoder:
-    return FittedEncoder.load(model_dir(settings, ENCODER_MODEL_NAME, day))
+def encoder_run_id(settings, day: dt.date) -> str:
+    return (model_dir(settings, ENCODER_MODEL_NAME, day) / ENCODER_RUN_ID_FILE).read_text().strip()
 
 
 @dg.asset(
@@ -60,15 +61,19 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     settings = platform.settings
     with platform.warehouse(read_only=True) as conn:
         event_stream, impressions, ads = load_encoder_inputs(conn, day)
-    days = choose_holdout_days(pd.to_datetime(impressions["impression_date"]).dt.date.unique())
-    # The rankers' test day stays unseen by the encoder too.
-    encoder_impressions = impressions[pd.to_datetime(impressions["impression_date"]).dt.date < days.test_date]
+        days = model_holdout_days(conn)
+    # Same split as the rankers: the encoder never learns from the validation or test day, so its
+    # features on those days are out of sample.
+    impression_days = pd.to_datetime(impressions["impression_date"]).dt.date
+    encoder_impressions = impressions[impression_days <= days.validation_date]
     encoder_config = EncoderConfig(**config.model_dump())
     fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, days.validation_date, encoder_config)
-    fitted.save(model_dir(settings, ENCODER_MODEL_NAME, day))
+    local_dir = fitted.save(model_dir(settings, ENCODER_MODEL_NAME, day))
 
     configure_mlflow(settings)
     run_id, version = log_encoder_to_mlflow(fitted, registered_name=ENCODER_MODEL_NAME, tags=run_tags(context))
+    # Rankers trained on this encoder's features record its run, so scoring uses the same encoder.
+    (local_dir / ENCODER_RUN_ID_FILE).write_text(run_id)
 
     end_of_day = pd.Timestamp(day + dt.timedelta(days=1))
     user_embeddings = fitted.user_embeddings(event_stream, as_of=end_of_day).assign(as_of_date=day)

@@ -1,0 +1,197 @@
+"""Delivery: candidates from the champion encoder, scores from the champion rankers, and tomorrow's
+schedule under budgets, pacing, frequency caps, diversity and flight dates (ml/allocation)."""
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from ml.allocation import AllocationConfig
+from ml.allocation.allocator import allocate
+from ml.allocation.candidates import retrieve_candidates
+from ml.allocation.constraints import validate_schedule
+from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
+from ml.model_store import encoder_for_ranker, load_encoder, load_ranker
+from ml.rankers.features import ENCODER_FEATURES
+from ml.registry import configure_mlflow
+from ml.warehouse import replace_rows
+from orchestration.assets.common import partition_day
+from orchestration.assets.rankers import RANKER_NAMES
+from orchestration.partitions import daily_partitions
+from orchestration.plots import png_markdown
+from orchestration.resources import PlatformResource
+
+ACTIVE_WINDOW_DAYS = 7
+
+
+class ScheduleConfig(dg.Config):
+    """Allocation settings a user tunes from the launchpad (see ml/allocation/config.py)."""
+
+    slots_per_user: int = 4
+    max_impressions_per_user_ad: int = 1
+    max_impressions_per_user_campaign: int = 2
+    max_ads_per_advertiser_per_user: int = 2
+    candidates_per_user: int = 50
+    exploration_per_user: int = 5
+    pacing_tolerance: float = 0.10
+
+    def allocation(self) -> AllocationConfig:
+        return AllocationConfig(**self.model_dump())
+
+
+def schedule_date_of(context) -> dt.date:
+    return partition_day(context) + dt.timedelta(days=1)
+
+
+def end_of_partition(context) -> pd.Timestamp:
+    return pd.Timestamp(schedule_date_of(context))
+
+
+def eligible_ads(conn, schedule_date: dt.date) -> pd.DataFrame:
+    """Ads whose campaign is in flight on the schedule date, with tomorrow's snapshot of their features."""
+    return conn.execute(
+        "select * from main.ad_features where snapshot_date = ? and start_date <= ? and end_date >= ?",
+        [schedule_date, schedule_date, schedule_date],
+    ).df()
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="delivery",
+    kinds={"torch", "duckdb"},
+    deps=["model_promotion", "ad_features", "user_event_stream"],
+    description="Per active user (seen in the last 7 days): top-N in-flight ads by similarity of the champion "
+    "encoder's user and ad embeddings, plus exploration of fresh and under-delivered ads (ml.ad_candidates).",
+)
+def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
+    schedule_date = schedule_date_of(context)
+    settings = platform.settings
+    with platform.warehouse(read_only=True) as conn:
+        ads = eligible_ads(conn, schedule_date)
+        window_start = pd.Timestamp(schedule_date - dt.timedelta(days=ACTIVE_WINDOW_DAYS))
+        event_stream = conn.sql("select * from main.user_event_stream").df()
+    active_users = event_stream.loc[event_stream["ts"] >= window_start, "user_key"].unique()
+    configure_mlflow(settings)
+    encoder, encoder_version = load_encoder()
+    user_embeddings = encoder.user_embeddings(event_stream, as_of=end_of_partition(context), user_keys=active_users)
+    delivery_stats = ads[["ad_id", "ad_impressions_7d", "ad_age_days"]].rename(
+        columns={"ad_impressions_7d": "impressions_7d"})
+    candidates = retrieve_candidates(user_embeddings, encoder.ad_embeddings(), ads, config.allocation(), delivery_stats)
+    candidates = candidates.assign(schedule_date=schedule_date)
+    with platform.warehouse() as conn:
+        replace_rows(conn, "ml.ad_candidates", candidates, "schedule_date", schedule_date)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(candidates),
+        "schedule_date": schedule_date.isoformat(),
+        "active_users": len(active_users),
+        "eligible_ads": len(ads),
+        "candidates_per_user": round(len(candidates) / max(len(active_users), 1), 1),
+        "by_source": dg.MetadataValue.json(candidates["source"].value_counts().to_dict()),
+        "encoder_version": encoder_version,
+    })
+
+
+def score_candidates(features: pd.DataFrame, event_stream: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """pCTR, pCVR and SHAP reasons from the champion rankers, each fed its own encoder's features."""
+    scored = features.copy()
+    pairs = features[["user_key", "ad_id"]]
+    for task, name in RANKER_NAMES.items():
+        ranker = load_ranker(name)
+        if ranker is None:
+            raise RuntimeError(f"No champion for {name}: materialize model_promotion first.")
+        encoder_scores = encoder_for_ranker(ranker).score_pairs(event_stream, pairs, as_of=as_of)
+        inputs = features.drop(columns=ENCODER_FEATURES, errors="ignore").merge(
+            encoder_scores[["user_key", "ad_id", *ENCODER_FEATURES]], on=["user_key", "ad_id"], how="left")
+        scored[f"p{task}"] = ranker.predict(inputs)
+        scored[f"{task}_ranker_version"] = ranker.version
+        if task == "ctr":
+            explained = ranker.explain(inputs, top_k=2)
+            scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
+    return scored
+
+
+SCHEDULE_CHECKS = {
+    "budgets_caps_diversity_respected": ["budget", "user_ad_cap", "user_campaign_cap", "advertiser_diversity",
+                                         "slots_per_user", "flight_dates"],
+    "every_active_user_served": ["coverage"],
+    "spend_follows_pacing_plan": ["pacing"],
+}
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="delivery",
+    kinds={"lightgbm", "duckdb"},
+    deps=["candidate_features", "model_promotion", "user_hourly_activity", "hourly_traffic"],
+    check_specs=[dg.AssetCheckSpec(name, asset="daily_ad_schedule", blocking=True, description=", ".join(rules))
+                 for name, rules in SCHEDULE_CHECKS.items()],
+    description="Tomorrow's per-user ad schedule: up to K ads per user across the user's active hours, by "
+    "expected value (CPC bid x pCTR, CPA bid x pCTR x pCVR) under budgets, hourly pacing, frequency caps, "
+    "advertiser diversity and flight dates; each row says why (ml.daily_ad_schedule, schedules/date=*/).",
+)
+def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
+    schedule_date = schedule_date_of(context)
+    settings = platform.settings
+    with platform.warehouse(read_only=True) as conn:
+        features = conn.execute(
+            "select f.*, c.source, c.retrieval_score from main.candidate_features f "
+            "join ml.ad_candidates c using (user_key, ad_id, schedule_date) where f.schedule_date = ?",
+            [schedule_date]).df()
+        ads = eligible_ads(conn, schedule_date)
+        user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
+        hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
+        event_stream = conn.sql("select * from main.user_event_stream").df()
+    configure_mlflow(settings)
+    candidates = score_candidates(features, event_stream, as_of=end_of_partition(context))
+    campaigns = ads.drop_duplicates("campaign_id")[["campaign_id", "advertiser_id", "daily_budget", "start_date",
+                                                     "end_date", "bid", "bid_type", "objective"]]
+    allocation_config = config.allocation()
+    result = allocate(candidates, campaigns, user_hours, schedule_date, allocation_config, hourly_traffic=hourly_traffic)
+    schedule = result.schedule.assign(
+        ctr_ranker_version=candidates["ctr_ranker_version"].iloc[0] if len(candidates) else None,
+        cvr_ranker_version=candidates["cvr_ranker_version"].iloc[0] if len(candidates) else None,
+    )
+    violations = validate_schedule(schedule, campaigns, allocation_config, result.pacing_plan, candidates)
+
+    export_dir = settings.data_root / "schedules" / f"date={schedule_date}"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    schedule.to_parquet(export_dir / "schedule.parquet", index=False)
+    with platform.warehouse() as conn:
+        replace_rows(conn, "ml.daily_ad_schedule", schedule, "schedule_date", schedule_date)
+        # Kept for evaluation (same candidates for every baseline policy) and for serving's re-ranking.
+        replace_rows(conn, "ml.scored_candidates", candidates, "schedule_date", schedule_date)
+
+    plots_dir = settings.data_root / "reports" / partition_day(context).isoformat() / "schedule"
+    diagnostics = result.diagnostics
+    plots = {
+        "Budget utilisation per campaign": plot_budget_utilisation(
+            diagnostics["budget_utilisation"], plots_dir / "budget_utilisation.png"),
+        "Spend by hour vs pacing plan": plot_spend_by_hour(
+            diagnostics["spend_by_hour"], plots_dir / "spend_by_hour.png", allocation_config.pacing_tolerance),
+    }
+    if len(schedule):
+        plots["One user's schedule"] = plot_user_schedule(
+            schedule, schedule["user_key"].iloc[0], plots_dir / "user_schedule.png")
+
+    yield dg.MaterializeResult(metadata={
+        "dagster/row_count": len(schedule),
+        "schedule_date": schedule_date.isoformat(),
+        "users_served": diagnostics["users_served"],
+        "users_with_candidates": diagnostics["users_with_candidates"],
+        "expected_value": round(diagnostics["total_expected_value"], 2),
+        "expected_spend": round(float(schedule["expected_cost"].sum()), 2) if len(schedule) else 0.0,
+        "dual_iterations": diagnostics["dual_iterations"],
+        "budget_utilisation": dg.MetadataValue.md(
+            diagnostics["budget_utilisation"].round(3).head(60).to_markdown(index=False)),
+        "sample_rows": dg.MetadataValue.md(schedule.head(12).to_markdown(index=False)),
+        "plots": png_markdown(plots),
+        "export": dg.MetadataValue.path(str(export_dir / "schedule.parquet")),
+    })
+    for check_name, rules in SCHEDULE_CHECKS.items():
+        broken = violations[violations["rule"].isin(rules)]
+        yield dg.AssetCheckResult(
+            check_name=check_name,
+            passed=broken.empty,
+            metadata={"violations": len(broken),
+                      "examples": dg.MetadataValue.md(broken.head(10).to_markdown(index=False) if len(broken) else "none"),
+                      "pacing_tolerance": allocation_config.pacing_tolerance},
+        )

@@ -1,0 +1,108 @@
+"""Promotion: each new version (`challenger`) becomes `champion` only if it is at least as good as
+the current champion on the same holdout, each scored with its own encoder's features."""
+import dagster as dg
+import pandas as pd
+
+from ml.evaluation.metrics import auc
+from ml.model_store import encoder_for_ranker, load_encoder, load_ranker
+from ml.rankers.features import ENCODER_FEATURES
+from ml.rankers.mlflow_io import holdout_rows, holdout_score
+from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow, decide_promotion, version_by_alias
+from orchestration.assets.common import partition_day
+from orchestration.assets.encoder import ENCODER_MODEL_NAME
+from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES
+from orchestration.partitions import daily_partitions
+from orchestration.resources import PlatformResource
+
+
+def ranker_score_with_own_encoder(ranker, holdout: pd.DataFrame, event_stream: pd.DataFrame, task: str) -> float:
+    """A ranker's holdout AUC with encoder features recomputed by the encoder it was trained with."""
+    encoder = encoder_for_ranker(ranker)
+    scores = encoder.score_impressions(event_stream, holdout[["impression_id", "user_key", "ad_id", "impression_ts"]])
+    rescored = holdout.drop(columns=ENCODER_FEATURES).merge(
+        scores[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left"
+    )
+    rows = holdout_rows(rescored, task)
+    return holdout_score(ranker.predict(rows), rescored, task, PROMOTION_METRIC)
+
+
+def encoder_holdout_auc(encoder, holdout: pd.DataFrame, event_stream: pd.DataFrame) -> float:
+    scores = encoder.score_impressions(event_stream, holdout[["impression_id", "user_key", "ad_id", "impression_ts"]])
+    labelled = holdout[["impression_id", "label_click"]].merge(scores, on="impression_id")
+    return auc(labelled["label_click"].to_numpy(), labelled["encoder_logit"].to_numpy())
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="models",
+    kinds={"mlflow"},
+    deps=["interest_encoder", RANKER_NAMES["ctr"], RANKER_NAMES["cvr"]],
+    description="Compares each model's `challenger` with its `champion` on this partition's test day and "
+    "moves the `champion` alias only when the challenger is at least as good (AUC).",
+)
+def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResource):
+    day = partition_day(context)
+    settings = platform.settings
+    holdout = pd.read_parquet(settings.data_root / "reports" / day.isoformat() / "rankers" / "holdout.parquet")
+    with platform.warehouse(read_only=True) as conn:
+        event_stream = conn.sql("select * from main.user_event_stream").df()
+    configure_mlflow(settings)
+
+    decisions = []
+    challenger_encoder, challenger_encoder_version = load_encoder(ENCODER_MODEL_NAME, CHALLENGER)
+    champion_encoder, _ = load_encoder(ENCODER_MODEL_NAME, CHAMPION)
+    decisions.append(decide_promotion(
+        ENCODER_MODEL_NAME, challenger_encoder_version,
+        encoder_holdout_auc(challenger_encoder, holdout, event_stream),
+        None if champion_encoder is None else encoder_holdout_auc(champion_encoder, holdout, event_stream),
+        PROMOTION_METRIC,
+    ))
+    for task, name in RANKER_NAMES.items():
+        challenger = load_ranker(name, CHALLENGER)
+        champion = load_ranker(name, CHAMPION)
+        decisions.append(decide_promotion(
+            name, challenger.version,
+            ranker_score_with_own_encoder(challenger, holdout, event_stream, task),
+            None if champion is None else ranker_score_with_own_encoder(champion, holdout, event_stream, task),
+            PROMOTION_METRIC,
+        ))
+    for decision in decisions:
+        apply_promotion(decision)
+        context.log.info(f"{decision.model_name}: promoted={decision.promoted} ({decision.reason})")
+
+    table = pd.DataFrame([d.as_metadata() for d in decisions])
+    return dg.MaterializeResult(
+        metadata={
+            "decisions": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "promoted": dg.MetadataValue.json({d.model_name: d.promoted for d in decisions}),
+            "decision_records": dg.MetadataValue.json([d.as_metadata() for d in decisions]),
+            "holdout_day": str(pd.to_datetime(holdout["impression_date"]).dt.date.iloc[0]),
+            "holdout_impressions": len(holdout),
+        }
+    )
+
+
+@dg.asset_check(asset=model_promotion, blocking=True,
+                description="The registry's champion aliases agree with the holdout: every model has a "
+                "champion, and a challenger that scored worse than its champion is not serving.")
+def champions_not_worse_than_challengers(context: dg.AssetCheckExecutionContext, platform: PlatformResource):
+    configure_mlflow(platform.settings)
+    event = context.instance.get_latest_materialization_event(model_promotion.key)
+    decisions = event.asset_materialization.metadata["decision_records"].value if event else []
+    problems = []
+    for decision in decisions:
+        champion = version_by_alias(decision["model"], CHAMPION)
+        if champion is None:
+            problems.append(f"{decision['model']} has no champion")
+            continue
+        challenger_serving = str(champion.version) == str(decision["challenger_version"])
+        champion_score = decision["champion_score"]
+        if challenger_serving and champion_score is not None and decision["challenger_score"] < champion_score:
+            problems.append(f"{decision['model']} v{champion.version} is champion but scored worse than v"
+                            f"{decision['champion_version_before']}")
+        if not challenger_serving and champion_score is not None and decision["challenger_score"] > champion_score:
+            problems.append(f"{decision['model']}: better challenger v{decision['challenger_version']} not promoted")
+    return dg.AssetCheckResult(
+        passed=bool(decisions) and not problems,
+        metadata={"problems": dg.MetadataValue.json(problems), "models_checked": len(decisions)},
+    )

@@ -1,0 +1,104 @@
+"""LightGBM CTR and CVR rankers (ml/rankers), judged beside baselines and the oracle, in MLflow."""
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from ml.rankers.comparison import LIGHTGBM, compare_rankers
+from ml.rankers.features import join_encoder_features
+from ml.rankers.mlflow_io import champion_holdout_score, holdout_score, holdout_rows, log_ranker_to_mlflow
+from ml.rankers.plots import save_report_plots
+from ml.rankers.report import build_ranker_report, report_metrics
+from ml.rankers.splits import split_by_day
+from ml.registry import configure_mlflow
+from ml.simulator import GroundTruth
+from orchestration.assets.common import partition_day, run_tags
+from orchestration.assets.encoder import encoder_run_id
+from orchestration.assets.holdout import model_holdout_days
+from orchestration.partitions import daily_partitions
+from orchestration.plots import png_markdown
+from orchestration.resources import PlatformResource
+
+RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
+PROMOTION_METRIC = "auc"
+
+
+def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    encoder_scores = conn.execute(
+        "select impression_id, encoder_logit, encoder_similarity from ml.encoder_impression_scores "
+        "where as_of_date = ?", [day]
+    ).df()
+    ctr = join_encoder_features(
+        conn.sql("select * from main.ctr_training_set where conversion_label_final").df(), encoder_scores
+    )
+    cvr = join_encoder_features(conn.sql("select * from main.cvr_training_set").df(), encoder_scores)
+    return ctr, cvr
+
+
+def attach_oracle(frame: pd.DataFrame, settings) -> pd.DataFrame:
+    """Simulator only: the true probabilities, for the oracle row of the report (never a feature)."""
+    if not (settings.ground_truth_dir / "impressions.parquet").exists():
+        return frame
+    truth = GroundTruth.load(settings.ground_truth_dir).impressions()[["impression_id", "true_pctr", "true_pcvr"]]
+    return frame.merge(truth, on="impression_id", how="left")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RANKER_NAMES["ctr"], group_name="models", kinds={"lightgbm", "mlflow"},
+            deps=["ctr_training_set", "interest_encoder"],
+            description="LightGBM CTR ranker on impressions, calibrated on the validation day; registered "
+            "in MLflow as `challenger` (promotion happens in `model_promotion`).",
+        ),
+        dg.AssetSpec(
+            RANKER_NAMES["cvr"], group_name="models", kinds={"lightgbm", "mlflow"},
+            deps=["cvr_training_set", "interest_encoder"],
+            description="LightGBM CVR ranker on clicked impressions (pCTCVR = pCTR x pCVR, ESMM style).",
+        ),
+    ],
+    partitions_def=daily_partitions,
+)
+def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
+    day = partition_day(context)
+    settings = platform.settings
+    with platform.warehouse(read_only=True) as conn:
+        days = model_holdout_days(conn)
+        ctr_set, cvr_set = load_training_sets(conn, day)
+    ctr_set = attach_oracle(ctr_set, settings)
+    ctr_train, ctr_valid, test = split_by_day(ctr_set, days.test_date, days.validation_date)
+    cvr_train, cvr_valid, _ = split_by_day(cvr_set, days.test_date, days.validation_date)
+    context.log.info(f"Training rankers: {days.as_metadata()}, {len(ctr_train):,} train impressions")
+
+    comparison = compare_rankers(ctr_train, ctr_valid, test, cvr_train, cvr_valid)
+    report = build_ranker_report(test, comparison.predictions)
+    plot_paths = save_report_plots(
+        test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker},
+        settings.data_root / "reports" / day.isoformat() / "rankers",
+    )
+    holdout_metrics = report_metrics(report, LIGHTGBM)
+
+    configure_mlflow(settings)
+    tags = run_tags(context) | {"encoder_run_id": encoder_run_id(settings, day)}
+    test_path = settings.data_root / "reports" / day.isoformat() / "rankers" / "holdout.parquet"
+    test.to_parquet(test_path)
+    for task, fitted in (("ctr", comparison.ctr_ranker), ("cvr", comparison.cvr_ranker)):
+        name = RANKER_NAMES[task]
+        run_id, version = log_ranker_to_mlflow(fitted, name, report, plot_paths, tags, holdout_metrics)
+        challenger_score = holdout_score(fitted.predict(holdout_rows(test, task)), test, task, PROMOTION_METRIC)
+        champion_score = champion_holdout_score(name, test, task, PROMOTION_METRIC)
+        yield dg.MaterializeResult(
+            asset_key=name,
+            metadata={
+                **days.as_metadata(),
+                "report": dg.MetadataValue.md(report.round(4).to_markdown(index=False)),
+                **{k: round(v, 4) for k, v in holdout_metrics.items() if k.startswith(f"test_{task}")},
+                "test_ctcvr_auc": round(holdout_metrics.get("test_ctcvr_auc", float("nan")), 4),
+                "plots": png_markdown(plot_paths),
+                "mlflow_run_id": run_id,
+                "model_version": version,
+                f"challenger_holdout_{PROMOTION_METRIC}": challenger_score,
+                f"champion_holdout_{PROMOTION_METRIC}": champion_score if champion_score is not None else "none",
+                "holdout_path": dg.MetadataValue.path(str(test_path)),
+            },
+        )
