@@ -130,7 +130,8 @@ def allocate(candidates: pd.DataFrame, campaigns: pd.DataFrame, user_hours: pd.D
         keep, cumulative = _trim_coverage_first(instance, rows, slot_hour[users, row_positions],
                                                 round_priority[rows], protected, caps, cumulative)
         trimmed += int((~keep).sum())
-        taken[rows] = True  # a trimmed option is not offered again: its campaign-hour had no room
+        # A trimmed option may come back in a later round: it may land in another slot's hour.
+        taken[rows[keep]] = True
         committed_rows = np.r_[committed_rows, rows[keep]]
         committed_positions = np.r_[committed_positions, row_positions[keep]]
         used[users[keep], row_positions[keep]] = True

@@ -16,7 +16,7 @@ class AllocationConfig:
     pacing_tolerance: float = 0.10               # hourly spend may run this far ahead of the plan
     seed: int = 0
     dual_iterations: int = 30                    # bisection steps on the budget dual prices
-    refill_rounds: int = 3                       # greedy passes that refill slots freed by the repair
+    refill_rounds: int = 6                       # greedy passes that refill slots freed by the repair
     retrieval_chunk_users: int = 8192            # users per matmul block (memory: chunk x n_ads floats)
 
     def __post_init__(self) -> None:
