@@ -19,12 +19,14 @@ user_days as (
 ),
 
 recounted as (
-    select user_days.user_key, user_days.impression_date, count(events.event_id) as events_before_day
+    select user_days.user_key, user_days.impression_date, count(events.ts) as events_before_day
     from user_days
-    left join {{ ref('stg_raw__behavior_events') }} as events
+    -- Recounted from the event log, independently of int_user_daily_activity and user_profiles.
+    left join {{ ref('user_event_stream') }} as events
         on user_days.user_key = events.user_key
-        and events.event_ts >= user_days.impression_date - {{ window_days }}
-        and events.event_ts < user_days.impression_date
+        and events.event_type != 'ad_click'
+        and events.ts >= user_days.impression_date - {{ window_days }}
+        and events.ts < user_days.impression_date
     group by all
 ),
 

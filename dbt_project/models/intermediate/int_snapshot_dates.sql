@@ -1,11 +1,6 @@
--- Every snapshot day from the first event day up to D + 1, so tomorrow's scoring has a snapshot.
+-- Every snapshot day from the first activity day up to D + 1, so tomorrow's scoring has a snapshot.
 with bounds as (
-    select min(first_day) as first_day
-    from (
-        select min(event_date) as first_day from {{ ref('stg_raw__behavior_events') }}
-        union all
-        select min(event_date) from {{ ref('stg_raw__ad_events') }}
-    )
+    select min(activity_date) as first_day from {{ ref('int_user_daily_activity') }}
 )
 
 select cast(day as date) as snapshot_date

@@ -6,19 +6,32 @@ with ranked as (
         *,
         row_number() over (partition by user_key order by ts desc, event_id desc) as recency_rank
     from {{ ref('user_event_stream') }}
+),
+
+-- One ordered aggregate instead of one per list: a single sort per user keeps the lists aligned
+-- and costs one sort instead of six.
+collected as (
+    select
+        user_key,
+        list(
+            {'event_type': event_type, 'item_id': item_id, 'category_id': category_id,
+             'brand_id': brand_id, 'ad_id': ad_id, 'ts': ts}
+            order by ts, event_id
+        ) as events
+    from ranked
+    where recency_rank <= {{ var('sequence_length') }}
+    group by user_key
 )
 
 select
     user_key,
     {{ as_of_date() }} as as_of_date,
-    cast(count(*) as integer) as sequence_length,
-    list(event_type order by ts, event_id) as event_types,
-    list(item_id order by ts, event_id) as item_ids,
-    list(category_id order by ts, event_id) as category_ids,
-    list(brand_id order by ts, event_id) as brand_ids,
-    list(ad_id order by ts, event_id) as ad_ids,
-    list(ts order by ts, event_id) as event_timestamps,
-    max(ts) as last_event_ts
-from ranked
-where recency_rank <= {{ var('sequence_length') }}
-group by user_key
+    cast(len(events) as integer) as sequence_length,
+    list_transform(events, lambda e: e.event_type) as event_types,
+    list_transform(events, lambda e: e.item_id) as item_ids,
+    list_transform(events, lambda e: e.category_id) as category_ids,
+    list_transform(events, lambda e: e.brand_id) as brand_ids,
+    list_transform(events, lambda e: e.ad_id) as ad_ids,
+    list_transform(events, lambda e: e.ts) as event_timestamps,
+    events[len(events)].ts as last_event_ts
+from collected
