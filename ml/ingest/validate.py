@@ -207,8 +207,18 @@ def accepted_insert_sql(
     """
 
 
-def cross_row_failure_sql(contract: TableContract, day: dt.date) -> list[str]:
-    """Statements moving every broken row into FAILURES_TABLE, first broken rule first."""
+def key_bounds_sql(contract: TableContract) -> str:
+    key = _typed(contract.key_column)
+    return f"select min({key}), max({key}) from {CHECKED_TABLE} where _rule is null"
+
+
+def cross_row_failure_sql(
+    contract: TableContract, day: dt.date, key_bounds: tuple[int, int] | tuple[None, None]
+) -> list[str]:
+    """Statements moving every broken row into FAILURES_TABLE, first broken rule first.
+
+    `key_bounds` is the (min, max) key among rows that passed the row rules (key_bounds_sql).
+    """
     key = _typed(contract.key_column)
     day_literal = f"date '{day.isoformat()}'"
     still_valid = (
@@ -219,14 +229,17 @@ def cross_row_failure_sql(contract: TableContract, day: dt.date) -> list[str]:
         insert into {FAILURES_TABLE}
         select _file_index, _row_number, _rule, _reason, _original_row from {CHECKED_TABLE} where _rule is not null
     """]
-    if contract.is_event_table:
+    if contract.is_event_table and key_bounds[0] is not None:
         statements.append(f"""
             insert into {FAILURES_TABLE}
             select s._file_index, s._row_number, {sql_literal(contract.duplicate_rule)},
                    '{contract.key_column}=' || s.{key} || ' was already loaded in partition '
                    || min(loaded._partition_date) || '; {contract.key_column} must be unique across days', null
-            from {CHECKED_TABLE} s join raw.{contract.name} loaded
-              on loaded.{key} = s.{key} and loaded._partition_date <> {day_literal}
+            from {CHECKED_TABLE} s join (
+                -- Literal bounds let DuckDB skip row groups of other days by their min/max statistics.
+                select {key}, _partition_date from raw.{contract.name}
+                where _partition_date <> {day_literal} and {key} between {key_bounds[0]} and {key_bounds[1]}
+            ) loaded on loaded.{key} = s.{key}
             where s._rule is null
             group by s._file_index, s._row_number, s.{key}
         """)
