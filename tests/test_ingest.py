@@ -188,3 +188,16 @@ def test_optional_propensity_column_may_be_absent(tmp_path):
 
     assert (report.table, report.rows_accepted) == ("ad_events", 3)
     assert conn.execute("select count(propensity) from raw.ad_events").fetchone() == (0,)
+
+
+def test_timezone_aware_parquet_timestamps_are_stored_as_utc(tmp_path):
+    landing = tmp_path / "landing"
+    events = behavior_events_frame(ids=[1])
+    events["ts"] = [pd.Timestamp("2026-11-01 09:30", tz="Europe/Berlin")]  # 08:30 UTC
+    write_parquet(landing, "behavior_events", events)
+    conn = connect(tmp_path)
+    conn.execute("set TimeZone = 'America/New_York'")
+
+    ingest_table_partition(conn, landing, "behavior_events", DAY)
+
+    assert conn.execute("select ts from raw.behavior_events").fetchall() == [(dt.datetime(2026, 11, 1, 8, 30),)]

@@ -146,6 +146,9 @@ def _typed_rows_sql(contract: TableContract, source: ReadableSource) -> str:
         typed_expression = raw_expression if raw_type.upper() == column.sql_type else (
             f"try_cast({raw_expression} as {column.sql_type})"
         )
+        if column.sql_type == "TIMESTAMP" and raw_type.upper() == "TIMESTAMP WITH TIME ZONE":
+            # Contract timestamps are naive UTC; a plain cast would use the session's time zone.
+            typed_expression = f"timezone('UTC', {raw_expression})"
         read_columns.append(f"{typed_expression} as {_typed(column.name)}")
     return f"select _row_number, {', '.join(read_columns)} from ({source.sql})"
 
