@@ -201,3 +201,12 @@ def test_timezone_aware_parquet_timestamps_are_stored_as_utc(tmp_path):
     ingest_table_partition(conn, landing, "behavior_events", DAY)
 
     assert conn.execute("select ts from raw.behavior_events").fetchall() == [(dt.datetime(2026, 11, 1, 8, 30),)]
+
+
+def test_raw_table_drifted_from_the_contract_is_a_clear_error(tmp_path):
+    conn = connect(tmp_path)
+    conn.execute("create schema raw")
+    conn.execute("create table raw.users (user_id bigint)")
+
+    with pytest.raises(RuntimeError, match=r"raw\.users has columns .* migrate or drop raw\.users"):
+        ingest_table_partition(conn, tmp_path / "landing", "users", DAY)

@@ -65,6 +65,15 @@ def ingest_day(
 def ingest_table_partition(
     conn: duckdb.DuckDBPyConnection, landing_dir: Path, table: str, day: dt.date
 ) -> TableIngestReport:
+    """Replace raw.<table>'s partition `day` with the files in <landing_dir>/<table>/date=<day>/.
+
+    Bad rows go to raw.quarantine with their first broken rule; unreadable files are recorded as
+    failed in raw.ingest_files and skipped; a missing folder loads zero files. Quarantine
+    `row_number` is the 1-based record position in the file (Parquet row; CSV parsed record), except
+    for CSV lines the parser rejected (malformed_line, bad_encoding), where it is the physical line
+    number (header = line 1). Raises ParentPartitionNotLoaded if a referenced table's files for
+    `day` have landed but are not ingested yet.
+    """
     started = time.perf_counter()
     contract = get_contract(table)
     ensure_raw_schema(conn)
@@ -182,9 +191,10 @@ def _replace_partition(
         conn.execute(f"delete from raw.{table} where _partition_date = ?", [day])
         conn.execute("delete from raw.quarantine where table_name = ? and partition_date = ?", partition)
         conn.execute("delete from raw.ingest_files where table_name = ? and partition_date = ?", partition)
-        key_bounds = conn.execute(key_bounds_sql(contract)).fetchone()
-        for statement in cross_row_failure_sql(contract, day, key_bounds):
-            conn.execute(statement)
+        if sources:
+            key_bounds = conn.execute(key_bounds_sql(contract)).fetchone()
+            for statement in cross_row_failure_sql(contract, day, key_bounds):
+                conn.execute(statement)
         failures_per_file = _count_by_file(conn, FAILURES_TABLE)
         for file_index, source in sources.items():
             if failures_per_file.get(file_index):

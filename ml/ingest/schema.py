@@ -40,18 +40,20 @@ def raw_table_columns(contract: TableContract) -> list[tuple[str, str]]:
 def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create raw.* if missing; fail loudly if an existing raw table no longer matches the contract."""
     conn.execute("create schema if not exists raw")
-    for table in CONTRACT_TABLES:
-        columns = raw_table_columns(CONTRACTS[table])
+    expected = {table: raw_table_columns(CONTRACTS[table]) for table in CONTRACT_TABLES}
+    for table, columns in expected.items():
         column_sql = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns)
         conn.execute(f"create table if not exists raw.{table} ({column_sql})")
-        existing = conn.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'raw' and table_name = ? order by ordinal_position",
-            [table],
-        ).fetchall()
-        if [(name, sql_type) for name, sql_type in existing] != columns:
+    existing: dict[str, list[tuple[str, str]]] = {}
+    for table, name, sql_type in conn.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'raw' order by table_name, ordinal_position"
+    ).fetchall():
+        existing.setdefault(table, []).append((name, sql_type))
+    for table, columns in expected.items():
+        if existing.get(table) != columns:
             raise RuntimeError(
-                f"raw.{table} has columns {existing} but the contract expects {columns}; "
+                f"raw.{table} has columns {existing.get(table)} but the contract expects {columns}; "
                 f"migrate or drop raw.{table} and re-ingest its partitions."
             )
     conn.execute(QUARANTINE_DDL)
