@@ -10,6 +10,9 @@ TOP_FEATURE_COLUMNS = ["top1_feature", "top2_feature", "top3_feature"]  # ml.ran
 
 
 def _text(column: pd.Series) -> pd.Series:
+    # Ids with a missing value arrive as floats; print 12, not 12.0.
+    if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+        column = column.astype("Int64")
     return column.astype("string").fillna("")
 
 
