@@ -255,6 +255,17 @@ def test_duplicate_event_id_within_a_file_keeps_the_first_copy(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("ids", [[5, 6, 5], [5, 2**40, 5]], ids=["bitmap_check", "wide_key_range"])
+def test_duplicate_event_id_found_whatever_the_key_range(tmp_path, ids):
+    landing = tmp_path / "landing"
+    write_parquet(landing, "behavior_events", behavior_events_frame(ids=ids))
+    conn = connect(tmp_path)
+
+    ingest(conn, landing)
+
+    assert quarantine_rules(conn, "behavior_events") == [(3, "duplicate_event_id")]
+
+
 def test_duplicate_event_id_across_files_of_one_day(tmp_path):
     landing = tmp_path / "landing"
     write_parquet(landing, "behavior_events", behavior_events_frame(ids=[1, 2]), name="a.parquet")

@@ -40,7 +40,7 @@ from ml.ingest.validate import (
     cross_row_failure_sql,
     drop_work_tables_sql,
     fill_original_rows_sql,
-    key_bounds_sql,
+    key_profile,
 )
 
 
@@ -192,8 +192,8 @@ def _replace_partition(
         conn.execute("delete from raw.quarantine where table_name = ? and partition_date = ?", partition)
         conn.execute("delete from raw.ingest_files where table_name = ? and partition_date = ?", partition)
         if sources:
-            key_bounds = conn.execute(key_bounds_sql(contract)).fetchone()
-            for statement in cross_row_failure_sql(contract, day, key_bounds):
+            low, high, keys_may_repeat = key_profile(conn, contract)
+            for statement in cross_row_failure_sql(contract, day, (low, high), keys_may_repeat):
                 conn.execute(statement)
         failures_per_file = _count_by_file(conn, FAILURES_TABLE)
         for file_index, source in sources.items():
