@@ -279,6 +279,8 @@ def test_duplicate_event_id_across_files_of_one_day(tmp_path):
         "event_id=2 repeats within this day's files; kept the first copy at "
         "behavior_events/date=2026-11-01/a.parquet row 2",
     )]
+    (original_row,) = conn.execute("select original_row from raw.quarantine").fetchone()
+    assert json.loads(original_row)["event_id"] == "2" and json.loads(original_row)["item_id"] == "500"
 
 
 def test_duplicate_whose_first_copy_is_invalid_is_accepted(tmp_path):
