@@ -1,7 +1,8 @@
 """Ad delivery under the logging policy: impressions with known propensities, clicks, conversions.
 
-The day is served hour by hour so campaign budgets bind the way they do in a real ad server: once
-a campaign has spent its daily budget its ads leave the eligible set for the rest of the day.
+The day is served in 15-minute pacing blocks so campaign budgets bind the way they do in a real ad
+server: once a campaign has spent its daily budget its ads leave the eligible set for the rest of
+the day (overspend is bounded by one block's clicks and conversions).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from ml.simulator.sessions import MICROS_PER_HOUR, MICROS_PER_SECOND, DaySession
 from ml.simulator.world import World
 
 SLOT_SHARES = np.array([0.4, 0.3, 0.2, 0.1])
+PACING_BLOCK_US = 15 * 60 * MICROS_PER_SECOND
+BLOCKS_PER_DAY = 24 * MICROS_PER_HOUR // PACING_BLOCK_US
 POLICY_CHUNK_ROWS = 4096  # bounds the (impressions x ads) score matrix held at once
 MAX_CONVERSION_DELAY_DAYS = 7
 SAME_SESSION_CONVERSION_SHARE = 0.55
@@ -47,22 +50,25 @@ class DayDelivery:
 def choose_ads(
     world: World, interest_rows: np.ndarray, user_idx: np.ndarray, eligible: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample one eligible ad per row from the logging policy; return (ad positions, propensities)."""
-    m = world.model
-    scores = world.policy_scores(interest_rows, user_idx)
-    scores[:, ~eligible] = -np.inf
+    """Sample one eligible ad per row from the logging policy; return (ad positions, propensities).
+
+    The policy is a mixture: with probability `policy_uniform_share` a uniform eligible ad, else a
+    softmax draw; the recorded propensity is the mixture probability of the ad actually shown.
+    """
+    share = world.model.policy_uniform_share
+    candidates = np.flatnonzero(eligible)
+    scores = world.policy_scores(interest_rows, user_idx, candidates)
     scores -= scores.max(axis=1, keepdims=True)
-    softmax = np.exp(scores)
-    softmax /= softmax.sum(axis=1, keepdims=True)
-    probabilities = (1 - m.policy_uniform_share) * softmax + m.policy_uniform_share * eligible / eligible.sum()
-    cumulative = np.cumsum(probabilities, axis=1)
+    np.exp(scores, out=scores)
+    totals = scores.sum(axis=1, dtype=np.float64)
+    cumulative = np.cumsum(scores, axis=1)
     draws = rng.random(len(user_idx)) * cumulative[:, -1]
-    chosen = np.minimum((cumulative < draws[:, None]).sum(axis=1), world.n_ads - 1)
-    # Float round-off at the top of the cumulative sum may land on a trailing ineligible ad.
-    eligible_idx = np.flatnonzero(eligible)
-    bad = ~eligible[chosen]
-    chosen[bad] = eligible_idx[-1]
-    return chosen, probabilities[np.arange(len(chosen)), chosen]
+    picked = np.minimum((cumulative < draws[:, None].astype(np.float32)).sum(axis=1), len(candidates) - 1)
+    explore = rng.random(len(user_idx)) < share
+    picked[explore] = rng.integers(0, len(candidates), size=int(explore.sum()))
+    softmax_probability = scores[np.arange(len(picked)), picked] / totals
+    propensity = (1 - share) * softmax_probability + share / len(candidates)
+    return candidates[picked], propensity
 
 
 def conversion_delays_us(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,13 +106,14 @@ def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Genera
     pcvr = np.zeros(len(rows))
     users = sessions.active_users[rows]
 
-    hour_bounds = np.searchsorted(hour, np.arange(25))
-    for h in range(24):
+    block_of_row = (ts - sessions.day_start_us) // PACING_BLOCK_US
+    block_bounds = np.searchsorted(block_of_row, np.arange(BLOCKS_PER_DAY + 1))
+    for b in range(BLOCKS_PER_DAY):
         eligible = (remaining_budget > 0)[world.ad_campaign]
         if not eligible.any():
             break
-        for lo in range(hour_bounds[h], hour_bounds[h + 1], POLICY_CHUNK_ROWS):
-            part = slice(lo, min(lo + POLICY_CHUNK_ROWS, hour_bounds[h + 1]))
+        for lo in range(block_bounds[b], block_bounds[b + 1], POLICY_CHUNK_ROWS):
+            part = slice(lo, min(lo + POLICY_CHUNK_ROWS, block_bounds[b + 1]))
             chosen, chosen_propensity = choose_ads(world, sessions.interest[rows[part]], users[part], eligible, rng)
             ad_idx[part], propensity[part] = chosen, chosen_propensity
             interest_share = sessions.interest[rows[part], world.ad_category[chosen]]
@@ -114,7 +121,7 @@ def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Genera
             intent_matches = sessions.session_intent[session[part]] == world.ad_category[chosen]
             pctr[part] = world.pctr_given_intent(logit, intent_matches, slot[part])
             pcvr[part] = world.pcvr(interest_share, users[part], chosen)
-        block = slice(hour_bounds[h], hour_bounds[h + 1])
+        block = slice(block_bounds[b], block_bounds[b + 1])
         clicked[block] = rng.random(block.stop - block.start) < pctr[block]
         converted[block] = clicked[block] & (rng.random(block.stop - block.start) < pcvr[block])
         campaign = world.ad_campaign[ad_idx[block]]

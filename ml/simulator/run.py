@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ml.settings import CONTRACT_TABLES
@@ -208,6 +209,12 @@ def ad_event_batch(delivery: DayDelivery, first_event_id: int) -> AdEventBatch:
 
 def simulate(config: SimulationConfig, data_root: Path, progress: bool = True) -> SimulationSummary:
     """Write landing files for every simulated day and the ground truth under data_root."""
+    # The policy's matmuls are small; multi-threaded BLAS spins on them and is ~100x slower on a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _simulate(config, data_root, progress)
+
+
+def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> SimulationSummary:
     started = time.perf_counter()
     data_root = Path(data_root)
     landing_dir, ground_truth_dir = data_root / "landing", data_root / "ground_truth"

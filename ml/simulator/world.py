@@ -213,20 +213,27 @@ class World:
         return _sigmoid(logit)
 
     # ---- logging policy ------------------------------------------------------------------------
-    def policy_scores(self, interest: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
-        """(n_users, n_ads) softmax logits of the logging policy: log bid value + its noisy click model."""
+    def policy_scores(self, interest: np.ndarray, user_idx: np.ndarray, ads: np.ndarray) -> np.ndarray:
+        """(n_users, len(ads)) softmax logits of the logging policy: log bid value + its noisy click model.
+
+        float32 and factored (interest feature per category, one matmul for taste and noise) because
+        this runs for every impression against every eligible ad.
+        """
         m = self.model
-        ad_interest = interest[:, self.ad_category]
-        affinity = self.user_latent[user_idx] @ self.brand_latent[self.ad_brand].T / np.sqrt(LATENT_DIM)
-        estimated_logit = (
-            m.ctr_interest * self.interest_feature(ad_interest)
-            + m.ctr_brand_affinity * affinity
-            + m.ctr_quality * self.ad_quality[None, :]
-            + m.policy_noise_scale * (self.user_policy_noise[user_idx] @ self.ad_policy_noise.T + self.ad_policy_bias[None, :])
-        )
-        bid = self.campaign_bid[self.ad_campaign]
-        value = np.where(self.campaign_is_cpa[self.ad_campaign], bid * m.policy_cpa_cvr_guess, bid)
-        return ((np.log(value)[None, :] + estimated_logit) / m.policy_temperature).astype(np.float64)
+        category_feature = (m.ctr_interest * self.interest_feature(interest)).astype(np.float32)
+        user_factors = np.hstack([
+            m.ctr_brand_affinity / np.sqrt(LATENT_DIM) * self.user_latent[user_idx],
+            m.policy_noise_scale * self.user_policy_noise[user_idx],
+        ]).astype(np.float32)
+        ad_factors = np.hstack([self.brand_latent[self.ad_brand[ads]], self.ad_policy_noise[ads]]).astype(np.float32)
+        bid = self.campaign_bid[self.ad_campaign[ads]]
+        value = np.where(self.campaign_is_cpa[self.ad_campaign[ads]], bid * m.policy_cpa_cvr_guess, bid)
+        ad_static = (np.log(value) + m.ctr_quality * self.ad_quality[ads] + m.policy_noise_scale * self.ad_policy_bias[ads])
+        scores = user_factors @ ad_factors.T
+        scores += category_feature[:, self.ad_category[ads]]
+        scores += ad_static.astype(np.float32)[None, :]
+        scores *= np.float32(1.0 / m.policy_temperature)
+        return scores
 
     def campaign_active(self, day_index: int) -> np.ndarray:
         return (self.campaign_start_day <= day_index) & (self.campaign_end_day >= day_index)
@@ -338,7 +345,8 @@ def build_world(config: SimulationConfig, model: TrueModel | None = None) -> Wor
     expected_impressions = U * config.daily_active_prob * config.impressions_per_active_day
     clicks_per_campaign = expected_impressions * 0.035 / N
     expected_units = np.where(campaign_is_cpa, clicks_per_campaign * 0.09, clicks_per_campaign)
-    campaign_daily_budget = np.maximum(campaign_bid * expected_units * rng.uniform(0.6, 2.5, N), 1.0).round(2)
+    # At least three charges per day, so one conversion cannot overshoot a budget several times over.
+    campaign_daily_budget = (campaign_bid * np.maximum(expected_units * rng.uniform(0.6, 2.5, N), 3.0)).round(2)
 
     return World(
         config=config, model=model, category_popularity=category_popularity, brand_category=brand_category,
