@@ -137,6 +137,20 @@ def test_costs_follow_the_bid_type(tiny_root: Path, ad_events: pd.DataFrame) -> 
     assert np.allclose(priced.cost, np.where(charged, priced.bid, 0.0))
 
 
+def test_behavior_follows_interests_and_active_hours(tiny_root: Path) -> None:
+    world = GroundTruth.load(tiny_root / "ground_truth").world
+    behavior = read_table(tiny_root, "behavior_events")
+    user = (behavior.user_id - world.ids("user", 0)).to_numpy()
+    day = (pd.to_datetime(behavior.partition_date) - pd.Timestamp(TINY.start_date)).dt.days.to_numpy()
+    category = (behavior.category_id - world.ids("category", 0)).to_numpy()
+    interest = world.interest(user, day)
+    # Users browse the categories they care about that day far more than chance would.
+    assert interest[np.arange(len(user)), category].mean() > 2.5 / TINY.n_categories
+    hour = behavior.ts.dt.hour.to_numpy()
+    distance = np.abs((hour + 0.5 - world.user_peak_hour[user] + 12) % 24 - 12)
+    assert (distance <= 3.5).mean() > 0.45  # 7 of 24 hours would hold 29% without personal rhythms
+
+
 def test_click_and_conversion_rates_are_realistic(ad_events: pd.DataFrame) -> None:
     counts = ad_events.event_type.value_counts()
     assert counts["impression"] > 5000
