@@ -12,6 +12,7 @@ BEHAVIOR_TYPES = np.array(["view", "click", "cart", "fav", "buy"])
 VIEW, CLICK, CART, FAV, BUY = range(5)
 INTENT_FOCUS = 0.6  # share of a session's views inside its intent category
 ITEM_CANDIDATES = 4  # popular items a user looks over before picking one by taste
+ITEM_CHUNK_ROWS = 100_000  # bounds the (views x candidates x latent) temporaries at benchmark scale
 P_CLICK_AFTER_VIEW = 0.3
 P_CART_AFTER_CLICK = 0.22
 P_FAV_AFTER_CLICK = 0.1
@@ -59,7 +60,10 @@ def generate_behavior(world: World, sessions: DaySessions, rng: np.random.Genera
     from_intent = rng.random(len(rows)) < INTENT_FOCUS
     wandering = sample_rows_categorical(np.cumsum(sessions.interest, axis=1), rows, rng)
     category = np.where(from_intent, sessions.session_intent[session], wandering)
-    item = sample_items(world, category, users, rng)
+    item = np.concatenate([
+        sample_items(world, category[lo : lo + ITEM_CHUNK_ROWS], users[lo : lo + ITEM_CHUNK_ROWS], rng)
+        for lo in range(0, len(users), ITEM_CHUNK_ROWS)
+    ] or [np.zeros(0, dtype=np.int64)])
     view_ts = sessions.times_within(session, rng)
 
     # Funnel: taste raises the odds of carting and buying; every step follows the previous one in time.

@@ -86,15 +86,29 @@ class GroundTruth:
             )
         if n and (hour.min() < 0 or hour.max() > 23):
             raise ValueError(f"hours must be in 0..23, got range {hour.min()}..{hour.max()}")
+        share = self._category_interest(user_idx, day_idx, self.world.ad_category[ad_idx])
         pctr, pcvr = np.empty(n), np.empty(n)
         for lo in range(0, n, ORACLE_CHUNK_ROWS):
             part = slice(lo, lo + ORACLE_CHUNK_ROWS)
             u, a = user_idx[part], ad_idx[part]
-            share = self.world.interest(u, day_idx[part])[np.arange(len(u)), self.world.ad_category[a]]
-            logit = self.world.click_logit(share, u, a, hour[part])
-            pctr[part] = self.world.expected_pctr(logit, share, slot[part])
-            pcvr[part] = self.world.pcvr(share, u, a)
+            logit = self.world.click_logit(share[part], u, a, hour[part])
+            pctr[part] = self.world.expected_pctr(logit, share[part], slot[part])
+            pcvr[part] = self.world.pcvr(share[part], u, a)
         return pctr, pcvr
+
+    def _category_interest(self, user_idx: np.ndarray, day_idx: np.ndarray, category: np.ndarray) -> np.ndarray:
+        """Interest share of each row's user in the row's category, computed once per distinct (user, day)."""
+        if len(user_idx) == 0:
+            return np.zeros(0)
+        key = (day_idx - day_idx.min()) * self.world.n_users + user_idx
+        unique_key, pair_of_row = np.unique(key, return_inverse=True)
+        pair_user = unique_key % self.world.n_users
+        pair_day = unique_key // self.world.n_users + day_idx.min()
+        interest = np.empty((len(unique_key), self.world.n_categories), dtype=np.float32)
+        for lo in range(0, len(unique_key), ORACLE_CHUNK_ROWS):
+            part = slice(lo, lo + ORACLE_CHUNK_ROWS)
+            interest[part] = self.world.interest(pair_user[part], pair_day[part])
+        return interest[pair_of_row, category].astype(np.float64)
 
     def ad_table(self) -> pd.DataFrame:
         """One row per ad with what value computations need: value = bid*pctr (cpc) or bid*pctr*pcvr (cpa)."""
