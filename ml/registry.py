@@ -85,10 +85,10 @@ def decide_promotion(
 ) -> PromotionDecision:
     """Pure decision: the challenger wins if there is no champion or it is at least as good."""
     champion = version_by_alias(name, CHAMPION)
-    champion_version = champion.version if champion else None
+    champion_version = str(champion.version) if champion else None
     if champion is None or champion_score is None:
         promoted, reason = True, "no champion yet"
-    elif champion_version == challenger_version:
+    elif str(champion_version) == str(challenger_version):
         promoted, reason = True, "challenger already champion"
     else:
         better = challenger_score >= champion_score if higher_is_better else challenger_score <= champion_score

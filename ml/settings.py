@@ -18,6 +18,8 @@ class Settings:
     mlflow_tracking_uri: str
     pseudonym_salt: str
     partition_start: dt.date
+    # A conversion counts for the last click within this many days; labels are final after it.
+    attribution_window_days: int = 7
 
     @property
     def landing_dir(self) -> Path:
@@ -50,6 +52,7 @@ class Settings:
             mlflow_tracking_uri=tracking,
             pseudonym_salt=env.get("AD_PSEUDONYM_SALT", "dev-salt-change-me"),
             partition_start=dt.date.fromisoformat(env.get("AD_PARTITION_START", "2026-11-01")),
+            attribution_window_days=int(env.get("AD_ATTRIBUTION_WINDOW_DAYS", "7")),
         )
 
     def export_env(self) -> dict[str, str]:
@@ -60,6 +63,7 @@ class Settings:
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "AD_PSEUDONYM_SALT": self.pseudonym_salt,
             "AD_PARTITION_START": self.partition_start.isoformat(),
+            "AD_ATTRIBUTION_WINDOW_DAYS": str(self.attribution_window_days),
         }
 
 

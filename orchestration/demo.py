@@ -31,7 +31,8 @@ def ensure_simulated_data(settings: Settings, args: argparse.Namespace) -> None:
         print(f"Landing files found under {settings.landing_dir}; reusing them (--resimulate to rewrite).")
         return
     config = SimulationConfig(
-        n_users=args.users, n_ads=args.ads, n_campaigns=args.campaigns, n_days=args.days, seed=args.seed,
+        n_users=args.users, n_ads=args.ads, n_campaigns=args.campaigns, n_advertisers=min(25, args.campaigns),
+        n_days=args.days, seed=args.seed,
         start_date=settings.partition_start,
     )
     print(f"Simulating {args.users} users, {args.ads} ads, {args.days} days into {settings.landing_dir} ...")

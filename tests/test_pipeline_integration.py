@@ -27,6 +27,8 @@ def pipeline(tmp_path_factory):
         "AD_DATA_ROOT": str(data_root),
         "AD_PARTITION_START": "2026-11-01",
         "AD_PSEUDONYM_SALT": "test-salt",
+        # 10 tiny days: a 2-day window leaves 8 days with final labels (train, validation, test).
+        "AD_ATTRIBUTION_WINDOW_DAYS": "2",
     })
     os.environ.pop("AD_WAREHOUSE_PATH", None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -34,7 +36,7 @@ def pipeline(tmp_path_factory):
     from ml.simulator import SimulationConfig, simulate
 
     settings = Settings.from_env()
-    simulate(SimulationConfig(n_users=150, n_ads=30, n_campaigns=8, n_days=10, seed=7,
+    simulate(SimulationConfig(n_users=150, n_ads=30, n_campaigns=8, n_advertisers=4, n_days=10, seed=7,
                               start_date=dt.date(2026, 11, 1)), data_root, progress=False)
 
     import dagster as dg

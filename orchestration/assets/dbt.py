@@ -5,6 +5,7 @@ scoring features, which read the candidates Python writes after retrieval.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -12,13 +13,31 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from ml.settings import REPO_ROOT
+from ml.settings import REPO_ROOT, Settings
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PlatformResource
 
+# dbt is installed beside this interpreter; make it findable even when the venv is not activated.
+_VENV_BIN = str(Path(sys.executable).parent)
+if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
 dbt_project = DbtProject(project_dir=REPO_ROOT / "dbt_project")
-if not dbt_project.manifest_path.exists():
-    # @dbt_assets needs a manifest at import time; parse once on a fresh clone.
+
+
+def manifest_is_stale(project: DbtProject) -> bool:
+    """True on a fresh clone, or when a model, test, macro or project file changed after the last parse."""
+    if not project.manifest_path.exists():
+        return True
+    parsed_at = project.manifest_path.stat().st_mtime
+    sources = [project.project_dir / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources += (project.project_dir / folder).rglob("*")
+    return any(path.is_file() and path.stat().st_mtime > parsed_at for path in sources)
+
+
+# @dbt_assets needs a current manifest at import time; dbt parse takes a few seconds.
+if manifest_is_stale(dbt_project):
     dbt_project.preparer.prepare(dbt_project)
 else:
     dbt_project.prepare_if_dev()
@@ -39,11 +58,16 @@ class AdflowDbtTranslator(DagsterDbtTranslator):
         return "delivery" if "scoring" in dbt_resource_props.get("tags", []) else "transform"
 
 
-translator = AdflowDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+translator = AdflowDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True)
+)
 
 
-def dbt_vars(context: dg.AssetExecutionContext) -> str:
-    return json.dumps({"as_of_date": context.partition_key})
+def dbt_vars(context: dg.AssetExecutionContext, settings: Settings) -> str:
+    return json.dumps({
+        "as_of_date": context.partition_key,
+        "attribution_window_days": settings.attribution_window_days,
+    })
 
 
 @dbt_assets(
@@ -56,8 +80,8 @@ def dbt_vars(context: dg.AssetExecutionContext) -> str:
     name="dbt_transform",
 )
 def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
-    platform.settings  # exports warehouse path and salt for the dbt subprocess
-    yield from dbt.cli(["build", "--vars", dbt_vars(context)], context=context).stream()
+    settings = platform.settings  # also exports the warehouse path and salt for the dbt subprocess
+    yield from dbt.cli(["build", "--vars", dbt_vars(context, settings)], context=context).stream()
 
 
 @dbt_assets(
@@ -70,14 +94,12 @@ def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platfo
     name="dbt_scoring_features",
 )
 def dbt_scoring_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
-    platform.settings
-    yield from dbt.cli(["build", "--vars", dbt_vars(context)], context=context).stream()
+    settings = platform.settings
+    yield from dbt.cli(["build", "--vars", dbt_vars(context, settings)], context=context).stream()
 
 
 def dbt_resource() -> DbtCliResource:
-    # The venv's dbt, so the UI and tests work without the venv on PATH.
-    executable = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=str(executable) if executable.exists() else "dbt")
+    return DbtCliResource(project_dir=dbt_project)
 
 
 DBT_PROJECT_DIR: Path = dbt_project.project_dir

@@ -54,8 +54,8 @@ def raw_tables(context: dg.AssetExecutionContext, platform: PlatformResource):
         key = RAW_ASSET_KEYS[report.table]
         files = reconciliation[reconciliation["table_name"] == report.table]
         unbalanced = files[~files["balanced"]]
-        failed = [f.source_file for f in report.files if f.status != "loaded"]
-        context.log.info(report.summary())
+        failed = {f.source_file: f.error for f in report.failed_files}
+        context.log.info(f"{report.table}: {report.as_metadata()}")
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
@@ -65,7 +65,7 @@ def raw_tables(context: dg.AssetExecutionContext, platform: PlatformResource):
                 "quarantined_by_rule": dg.MetadataValue.json(report.quarantined_by_rule),
                 "files": dg.MetadataValue.md(files.to_markdown(index=False) if len(files) else "no files"),
                 "failed_files": dg.MetadataValue.json(failed),
-                "seconds": round(report.seconds, 2),
+                "seconds": round(report.duration_seconds, 2),
             },
         )
         yield dg.AssetCheckResult(
