@@ -14,7 +14,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from ml.settings import REPO_ROOT, Settings
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 # dbt is installed beside this interpreter; make it findable even when the venv is not activated.
@@ -74,8 +74,7 @@ def dbt_vars(context: dg.AssetExecutionContext, settings: Settings) -> str:
     manifest=dbt_project.manifest_path,
     exclude=SCORING_SELECTION,
     partitions_def=daily_partitions,
-    # One partition per run: each run builds the marts as of its own day.
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    backfill_policy=ONE_PARTITION_PER_RUN,
     dagster_dbt_translator=translator,
     name="dbt_transform",
 )
@@ -88,8 +87,7 @@ def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platfo
     manifest=dbt_project.manifest_path,
     select=SCORING_SELECTION,
     partitions_def=daily_partitions,
-    # One partition per run: each run builds the marts as of its own day.
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    backfill_policy=ONE_PARTITION_PER_RUN,
     dagster_dbt_translator=translator,
     name="dbt_scoring_features",
 )

@@ -16,7 +16,7 @@ from ml.registry import configure_mlflow
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.rankers import RANKER_NAMES
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
 
@@ -56,6 +56,7 @@ def eligible_ads(conn, schedule_date: dt.date) -> pd.DataFrame:
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="delivery",
     kinds={"torch", "duckdb"},
     deps=["model_promotion", "ad_features", "user_event_stream"],
@@ -119,6 +120,7 @@ SCHEDULE_CHECKS = {
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="delivery",
     kinds={"lightgbm", "duckdb"},
     deps=["candidate_features", "model_promotion", "user_hourly_activity", "hourly_traffic"],

@@ -11,7 +11,7 @@ from ml.registry import configure_mlflow
 from ml.warehouse import replace_rows
 from orchestration.assets.common import model_dir, partition_day, run_tags
 from orchestration.assets.holdout import model_holdout_days
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 ENCODER_MODEL_NAME = "interest_encoder"
@@ -49,6 +49,7 @@ def encoder_run_id(settings, day: dt.date) -> str:
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="models",
     kinds={"torch", "mlflow"},
     deps=["user_event_stream", "ctr_training_set", "ad_features"],

@@ -4,12 +4,13 @@ import dagster as dg
 from ml.evaluation.policy import evaluate_schedules
 from ml.simulator import GroundTruth
 from orchestration.assets.delivery import ScheduleConfig, eligible_ads, schedule_date_of
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="evaluation",
     kinds={"duckdb"},
     deps=["daily_ad_schedule"],

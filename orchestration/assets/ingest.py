@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml.ingest import ingest_day, reconcile_partition
 from ml.settings import CONTRACT_TABLES
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 RAW_ASSET_KEYS = {table: dg.AssetKey(["raw", table]) for table in CONTRACT_TABLES}
@@ -41,6 +41,7 @@ RAW_ASSET_KEYS = {table: dg.AssetKey(["raw", table]) for table in CONTRACT_TABLE
         for key in RAW_ASSET_KEYS.values()
     ],
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     can_subset=False,
 )
 def raw_tables(context: dg.AssetExecutionContext, platform: PlatformResource):

@@ -11,7 +11,7 @@ from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow,
 from orchestration.assets.common import partition_day
 from orchestration.assets.encoder import ENCODER_MODEL_NAME
 from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 
@@ -34,6 +34,7 @@ def encoder_holdout_auc(encoder, holdout: pd.DataFrame, event_stream: pd.DataFra
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="models",
     kinds={"mlflow"},
     deps=["interest_encoder", RANKER_NAMES["ctr"], RANKER_NAMES["cvr"]],

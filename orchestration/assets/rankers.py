@@ -15,7 +15,7 @@ from ml.simulator import GroundTruth
 from orchestration.assets.common import partition_day, run_tags
 from orchestration.assets.encoder import encoder_run_id
 from orchestration.assets.holdout import model_holdout_days
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
 
@@ -58,6 +58,7 @@ def attach_oracle(frame: pd.DataFrame, settings) -> pd.DataFrame:
         ),
     ],
     partitions_def=daily_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
 )
 def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
     day = partition_day(context)
