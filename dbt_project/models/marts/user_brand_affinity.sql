@@ -1,8 +1,8 @@
 -- Point-in-time user x brand affinity, stored as change rows (one per user, brand and day with
 -- events) rather than a dense daily grid, which would hold users x brands x days rows.
--- The snapshot on day S is the latest row with valid_from <= S (valid_from <= S < valid_to);
--- events in the N days before S = cumulative_events(S) - cumulative_events(S - N), two ASOF
--- lookups (see the point_in_time_features macro).
+-- The snapshot on day S is built from the rows with activity_date < S: the features macro sums
+-- the last feature_window_days of them; a single reader can instead take the latest row with
+-- valid_from <= S (valid_from <= S < valid_to) and difference the running totals.
 with daily as (
     select
         user_key,
