@@ -42,18 +42,15 @@ def ensure_simulated_data(settings: Settings, args: argparse.Namespace) -> None:
 def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
     """Ingest every landed day (one run each), then the whole graph for the latest day."""
     from orchestration.automation import landed_days
-    from orchestration.definitions import defs
+    from orchestration.backfill import run_partitions
 
     instance = local_instance(settings)
     days = landed_days(settings)
     if not days:
         raise SystemExit(f"No landing files under {settings.landing_dir}.")
-    ingest_job = defs.resolve_job_def("ingest_job")
-    for day in days[:-1]:
-        print(f"[ingest] {day}", flush=True)
-        ingest_job.execute_in_process(partition_key=day, instance=instance)
-    print(f"[daily_pipeline] {days[-1]}", flush=True)
-    defs.resolve_job_def("daily_pipeline").execute_in_process(partition_key=days[-1], instance=instance)
+    print(f"Ingesting {len(days) - 1} days of history, then the whole graph for {days[-1]} ...", flush=True)
+    run_partitions("ingest_job", days[:-1], instance)
+    run_partitions("daily_pipeline", days[-1:], instance)
     return days[-1], days
 
 

@@ -2,6 +2,7 @@
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ml.rankers.comparison import LIGHTGBM, compare_rankers
@@ -21,6 +22,7 @@ from orchestration.resources import PlatformResource
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 PROMOTION_METRIC = "auc"
+ENCODER_ALONE = "interest_encoder_alone"
 
 
 def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,6 +74,9 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
     context.log.info(f"Training rankers: {days.as_metadata()}, {len(ctr_train):,} train impressions")
 
     comparison = compare_rankers(ctr_train, ctr_valid, test, cvr_train, cvr_valid)
+    # The encoder alone as a click model (its pCVR borrowed from LightGBM so the row is complete).
+    comparison.predictions[ENCODER_ALONE] = (
+        1.0 / (1.0 + np.exp(-test["encoder_logit"].to_numpy(float))), comparison.predictions[LIGHTGBM][1])
     report = build_ranker_report(test, comparison.predictions)
     plot_paths = save_report_plots(
         test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker},
