@@ -1,0 +1,203 @@
+"""MovieLens-100k next-item benchmark: our InterestEncoder vs RecBole 1.2.1 SASRec and GRU4Rec.
+
+Protocol (RecBole's): chronological leave-one-out per user, full ranking over all 1,682 items,
+HR@10 / NDCG@10, max_len 50, hidden 64, 2 layers, 2 heads, CE loss, batch 256, Adam 1e-3, the same
+epoch budget for every model, best epoch chosen on validation NDCG@10. RecBole does not drop items
+the user already saw when ranking for sequential models; we report ours both ways.
+
+    .venv/bin/python benchmarks/encoder_movielens.py --epochs 5
+    (RecBole runs from .data/bench-venv: create it with benchmarks/setup_recbole_env.sh)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
+from ml.encoder import EncoderConfig  # noqa: E402
+from ml.encoder.device import resolve_device  # noqa: E402
+from ml.encoder.next_item import fit_next_item, hit_and_ndcg_at_k, rank_targets  # noqa: E402
+from ml.settings import Settings  # noqa: E402
+
+MAX_LEN = 50
+# The shared RecBole protocol (shared/bench/recbole/protocol.yaml), passed as RecBole's config_dict.
+RECBOLE_PROTOCOL = {
+    "gpu_id": "", "use_gpu": False, "seed": 2020, "reproducibility": True, "worker": 0, "show_progress": False,
+    "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+    "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}, "MAX_ITEM_LIST_LENGTH": MAX_LEN,
+    "hidden_size": 64, "embedding_size": 64, "n_layers": 2, "n_heads": 2, "num_layers": 2, "loss_type": "CE",
+    "train_batch_size": 256, "learner": "adam", "learning_rate": 0.001, "train_neg_sample_args": None,
+    "eval_step": 1, "stopping_step": 10,
+    "eval_args": {"split": {"LS": "valid_and_test"}, "group_by": "user", "order": "TO", "mode": "full"},
+    "metrics": ["Hit", "NDCG", "MRR"], "topk": [10], "valid_metric": "NDCG@10", "valid_metric_bigger": True,
+    "eval_batch_size": 4096, "metric_decimal_place": 4,
+}
+
+# Runs inside the RecBole venv; times only the training part of each epoch.
+RECBOLE_RUNNER = textwrap.dedent("""
+    import json, sys, time
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed, get_model, get_trainer
+    model_name, config_json = sys.argv[1], sys.argv[2]
+    config = Config(model=model_name, dataset="ml-100k", config_dict=json.loads(config_json))
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    epoch_seconds, train_epoch = [], trainer._train_epoch
+    def timed_train_epoch(*args, **kwargs):
+        started = time.perf_counter()
+        result = train_epoch(*args, **kwargs)
+        epoch_seconds.append(time.perf_counter() - started)
+        return result
+    trainer._train_epoch = timed_train_epoch
+    best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    print("RESULT " + json.dumps({
+        "model": model_name, "train_sequences": len(train_data._dataset), "epoch_seconds": epoch_seconds,
+        "best_valid_ndcg@10": best_valid_score,
+        "test_hit@10": float(test["hit@10"]), "test_ndcg@10": float(test["ndcg@10"])}))
+""")
+
+
+@dataclasses.dataclass
+class LeaveOneOutSplit:
+    n_items: int
+    train_histories: np.ndarray  # [N, MAX_LEN] left-padded item indices (1..n_items)
+    train_targets: np.ndarray
+    valid_histories: np.ndarray
+    valid_targets: np.ndarray
+    test_histories: np.ndarray
+    test_targets: np.ndarray
+    test_seen: np.ndarray  # [users, S] every item before the test item, zero-padded
+
+
+def windows(items: np.ndarray, user_start: np.ndarray, target_pos: np.ndarray, max_len: int) -> np.ndarray:
+    """Left-padded last `max_len` items before each target position, within that user's range."""
+    positions = target_pos[:, None] - max_len + np.arange(max_len)[None, :]
+    valid = positions >= user_start[:, None]
+    return np.where(valid, items[np.where(valid, positions, 0)], 0)
+
+
+def leave_one_out_split(interactions, max_len: int = MAX_LEN) -> LeaveOneOutSplit:
+    """Per user, by time: last item = test, second last = validation, every earlier one a training
+    target (each prefix is one training sequence, as RecBole's sequential data augmentation does).
+    Ties in timestamp keep file order (RecBole's own tie order may differ for a few events)."""
+    ordered = interactions.sort_values(["user_id", "timestamp"], kind="stable")
+    item_codes = ordered.item_id.astype("category").cat.codes.to_numpy().astype(np.int64) + 1
+    users = ordered.user_id.to_numpy()
+    user_start = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    user_end = np.r_[user_start[1:], len(users)]
+    owner_start = np.repeat(user_start, user_end - user_start)
+    position = np.arange(len(users))
+    position_in_user = position - owner_start
+    is_train_target = (position_in_user >= 1) & (position < np.repeat(user_end - 2, user_end - user_start))
+    train_pos = position[is_train_target]
+    valid_pos, test_pos = user_end - 2, user_end - 1
+    longest = int((test_pos - user_start).max())
+    return LeaveOneOutSplit(
+        n_items=int(item_codes.max()),
+        train_histories=windows(item_codes, owner_start[train_pos], train_pos, max_len),
+        train_targets=item_codes[train_pos],
+        valid_histories=windows(item_codes, user_start, valid_pos, max_len), valid_targets=item_codes[valid_pos],
+        test_histories=windows(item_codes, user_start, test_pos, max_len), test_targets=item_codes[test_pos],
+        test_seen=windows(item_codes, user_start, test_pos, longest),
+    )
+
+
+def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float) -> dict:
+    config = EncoderConfig(max_len=MAX_LEN, d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
+                           lr=1e-3, max_epochs=epochs, patience=epochs, seed=2020, device="auto")
+    model, result = fit_next_item(split.train_histories, split.train_targets, split.n_items,
+                                  split.valid_histories, split.valid_targets, config)
+    device_choice = resolve_device(config.device, config.precision)
+    ranks = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice)
+    ranks_unseen = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice,
+                                seen=split.test_seen)
+    hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
+    hit_unseen, ndcg_unseen = hit_and_ndcg_at_k(ranks_unseen, 10)
+    return {"model": "InterestEncoder (ours)", "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+            "test_hit@10": hit, "test_ndcg@10": ndcg, "test_hit@10_unseen": hit_unseen,
+            "test_ndcg@10_unseen": ndcg_unseen, "train_seconds_per_epoch": result.train_seconds / result.epochs_run,
+            "train_sequences_per_second": result.train_sequences_per_second,
+            "device": str(device_choice.device), "precision": device_choice.precision, "history": result.history}
+
+
+def run_recbole(model_name: str, epochs: int, bench_python: Path) -> dict:
+    with tempfile.TemporaryDirectory() as workdir:
+        config = {**RECBOLE_PROTOCOL, "epochs": epochs, "checkpoint_dir": str(Path(workdir) / "saved")}
+        runner = Path(workdir) / "run_recbole.py"
+        runner.write_text(RECBOLE_RUNNER)
+        # RecBole's own checkpoints pickle its config, which torch>=2.6 refuses to load by default.
+        env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+        completed = subprocess.run([str(bench_python), str(runner), model_name, json.dumps(config)],
+                                   capture_output=True, text=True, env=env, cwd=workdir)
+    result_lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not result_lines:
+        raise RuntimeError(f"RecBole {model_name} failed:\n{completed.stderr[-3000:]}")
+    raw = json.loads(result_lines[-1][len("RESULT "):])
+    seconds = float(np.mean(raw["epoch_seconds"]))
+    return {"model": f"RecBole {model_name}", "epochs": len(raw["epoch_seconds"]), "best_epoch": None,
+            "test_hit@10": raw["test_hit@10"], "test_ndcg@10": raw["test_ndcg@10"],
+            "train_seconds_per_epoch": seconds, "train_sequences_per_second": raw["train_sequences"] / seconds}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    def cell(value, digits=4):
+        return "—" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+    lines = ["| model | epochs | best epoch | test Hit@10 | test NDCG@10 | Hit@10 seen excluded | "
+             "NDCG@10 seen excluded | train s/epoch | train seq/s |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['epochs']} | {cell(row.get('best_epoch'))} | {cell(row['test_hit@10'])} | "
+                     f"{cell(row['test_ndcg@10'])} | {cell(row.get('test_hit@10_unseen'))} | "
+                     f"{cell(row.get('test_ndcg@10_unseen'))} | {cell(row['train_seconds_per_epoch'], 1)} | "
+                     f"{cell(row['train_sequences_per_second'], 0)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5, help="epoch budget for every model")
+    parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="comma list; empty to skip RecBole")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout of our encoder")
+    parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
+    parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
+    args = parser.parse_args()
+
+    split = leave_one_out_split(load_ml100k_interactions())
+    print(f"ml-100k: {split.n_items} items, {len(split.train_targets)} training sequences, "
+          f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
+    rows = [run_ours(split, args.epochs, args.dropout)]
+    print(markdown_table(rows), flush=True)
+    for model_name in filter(None, args.recbole_models.split(",")):
+        rows.append(run_recbole(model_name, args.epochs, args.bench_venv / "bin" / "python"))
+        print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+
+    print("\n" + markdown_table(rows))
+    sasrec = next((row for row in rows if row["model"] == "RecBole SASRec"), None)
+    if sasrec is not None:
+        ours = rows[0]
+        print(f"\nthroughput ratio ours / RecBole SASRec: "
+              f"{ours['train_sequences_per_second'] / sasrec['train_sequences_per_second']:.2f}; "
+              f"NDCG@10 ours {ours['test_ndcg@10']:.4f} vs SASRec {sasrec['test_ndcg@10']:.4f}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
