@@ -1,25 +1,20 @@
 -- The last sequence_length events of each user up to the end of D, oldest first, as aligned lists
 -- (nulls kept, so position i of every list is the same event). Serving reads it; training cuts its
 -- own point-in-time sequences from user_event_stream.
-with ranked as (
-    select
-        *,
-        row_number() over (partition by user_key order by ts desc, event_id desc) as recency_rank
-    from {{ ref('user_event_stream') }}
-),
-
--- One ordered aggregate instead of one per list: a single sort per user keeps the lists aligned
--- and costs one sort instead of six.
-collected as (
+-- One ordered aggregate per user, newest first, cut to the last sequence_length and reversed:
+-- a single sort keeps the lists aligned and needs no separate ranking window.
+with collected as (
     select
         user_key,
-        list(
-            {'event_type': event_type, 'item_id': item_id, 'category_id': category_id,
-             'brand_id': brand_id, 'ad_id': ad_id, 'ts': ts}
-            order by ts, event_id
-        ) as events
-    from ranked
-    where recency_rank <= {{ var('sequence_length') }}
+        list_reverse(list_slice(
+            list(
+                {'event_type': event_type, 'item_id': item_id, 'category_id': category_id,
+                 'brand_id': brand_id, 'ad_id': ad_id, 'ts': ts}
+                order by ts desc, event_id desc
+            ),
+            1, {{ var('sequence_length') }}
+        )) as events
+    from {{ ref('user_event_stream') }}
     group by user_key
 )
 
