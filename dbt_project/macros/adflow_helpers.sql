@@ -23,3 +23,36 @@
     (({{ clicks }}) + {{ var("ctr_prior") }} * {{ var("ctr_prior_weight") }})
         / (({{ impressions }}) + {{ var("ctr_prior_weight") }})
 {%- endmacro %}
+
+{#- A `user_keys` CTE: (user_id, user_key) for each distinct user_id of `relation`. Hashing the few
+    distinct ids and joining them back costs a fraction of one md5 per event row; a null user_id
+    finds no match and gets a null user_key, as md5 of a null would give. -#}
+{% macro user_keys_of(relation) -%}
+user_keys as (
+    select user_id, {{ pseudonymize('user_id') }} as user_key
+    from (select distinct user_id from {{ relation }})
+)
+{%- endmacro %}
+
+{#- The raw rows of `relation` keeping, per event_id, the copy of the earliest _partition_date (the
+    latest load within it): the same rows as
+        qualify row_number() over (partition by event_id order by _partition_date, _loaded_at desc) = 1
+    but only event ids that occur more than once are ranked. Ingest already rejects repeated ids,
+    so that set is usually empty, and one hash aggregate over the ids replaces a partitioned sort
+    of every event row. `is not distinct from` keeps a single row for null ids, as the window does. -#}
+{% macro first_landed_copy_per_event(relation) -%}
+    with repeated_ids as (
+        select event_id from {{ relation }} group by event_id having count(*) > 1
+    )
+
+    select {{ relation }}.*
+    from {{ relation }}
+    anti join repeated_ids on {{ relation }}.event_id is not distinct from repeated_ids.event_id
+
+    union all
+
+    select {{ relation }}.*
+    from {{ relation }}
+    semi join repeated_ids on {{ relation }}.event_id is not distinct from repeated_ids.event_id
+    qualify row_number() over (partition by {{ relation }}.event_id order by _partition_date, _loaded_at desc) = 1
+{%- endmacro %}

@@ -1,24 +1,33 @@
 -- Organic behavior events, one row per event_id.
+-- A table, not a view: int_sessions, int_user_daily_activity and user_event_stream all read it,
+-- and as a view each of them re-ran the hashing and the dedupe over every event.
+{{ config(materialized='table') }}
 with source as (
     select * from {{ source('raw', 'behavior_events') }}
     where {{ landed_by_as_of_date() }}
 ),
 
+-- Ingest makes one partition idempotent; an event re-sent in a later partition is kept once.
+deduplicated as (
+    {{ first_landed_copy_per_event('source') }}
+),
+
+{{ user_keys_of('deduplicated') }},
+
 renamed as (
     select
-        cast(event_id as bigint) as event_id,
-        {{ pseudonymize('user_id') }} as user_key,
-        cast(ts as timestamp) as event_ts,
-        cast(ts as date) as event_date,
-        lower(cast(event_type as varchar)) as event_type,
-        cast(item_id as bigint) as item_id,
-        cast(category_id as bigint) as category_id,
-        cast(brand_id as bigint) as brand_id,
-        cast(_partition_date as date) as partition_date,
-        cast(_loaded_at as timestamp) as loaded_at
-    from source
+        cast(source.event_id as bigint) as event_id,
+        user_keys.user_key,
+        cast(source.ts as timestamp) as event_ts,
+        cast(source.ts as date) as event_date,
+        lower(cast(source.event_type as varchar)) as event_type,
+        cast(source.item_id as bigint) as item_id,
+        cast(source.category_id as bigint) as category_id,
+        cast(source.brand_id as bigint) as brand_id,
+        cast(source._partition_date as date) as partition_date,
+        cast(source._loaded_at as timestamp) as loaded_at
+    from deduplicated as source
+    left join user_keys on source.user_id = user_keys.user_id
 )
 
 select * from renamed
--- Ingest makes one partition idempotent; an event re-sent in a later partition is kept once.
-qualify row_number() over (partition by event_id order by partition_date, loaded_at desc) = 1
