@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
 
-.PHONY: setup demo test ui mlflow-ui bench clean
+.PHONY: setup demo test ui mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -28,10 +28,8 @@ ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
 
 mlflow-ui: setup
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.data/mlflow/mlflow.db -h 0.0.0.0 -p 5000
-
-bench: setup
-	$(PY) benchmarks/run_all.py
+	$(VENV)/bin/mlflow ui -h 0.0.0.0 -p 5000 --backend-store-uri \
+		"$$($(PY) -c 'from ml.settings import Settings; print(Settings.from_env().mlflow_tracking_uri)')"
 
 clean:
 	rm -rf .data dbt_project/target

@@ -13,6 +13,7 @@ import pandas as pd
 from ml.allocation.config import AllocationConfig
 from ml.allocation.instance import in_flight
 from ml.allocation.pacing import HOURS, cumulative_spend_caps
+from ml.allocation.value import expected_cost
 
 VIOLATION_COLUMNS = ["rule", "campaign_id", "user_key", "detail"]
 # Relative slack for float summation order; the allocator keeps a larger margin below every cap.
@@ -107,16 +108,31 @@ def _pacing_violations(schedule: pd.DataFrame, budgets: pd.Series, pacing_plan: 
 
 
 def _coverage_violations(schedule: pd.DataFrame, campaigns: pd.DataFrame, candidates: pd.DataFrame) -> pd.DataFrame:
+    """Users left without an ad although one of their candidates was still affordable.
+
+    A candidate is eligible when its campaign is in flight and the budget the schedule left unspent
+    still covers the candidate's expected cost: once every campaign a user could see has spent its
+    budget, leaving that user unserved is the budget rule working, not a coverage failure.
+    """
     day = schedule["schedule_date"].iloc[0] if len(schedule) else None
     if day is None:
         if "schedule_date" in candidates:
             day = candidates["schedule_date"].iloc[0]
         else:
             raise ValueError("coverage needs the schedule date: pass a non-empty schedule or candidates.schedule_date")
-    live = campaigns.loc[in_flight(campaigns, day), "campaign_id"]
-    eligible_users = pd.Index(candidates.loc[candidates["campaign_id"].isin(live), "user_key"].unique())
+    live = campaigns.loc[in_flight(campaigns, day)].drop_duplicates("campaign_id").set_index("campaign_id")
+    spent = schedule.groupby("campaign_id")["expected_cost"].sum() if len(schedule) else pd.Series(dtype=float)
+    remaining = (live["daily_budget"].astype(float) - spent.reindex(live.index).fillna(0.0)).clip(lower=0.0)
+    options = candidates[candidates["campaign_id"].isin(live.index)]
+    if {"bid", "bid_type", "pctr", "pcvr"} <= set(options.columns):
+        cost = expected_cost(options["bid"].to_numpy(float), options["bid_type"].to_numpy(object),
+                             options["pctr"].to_numpy(float), options["pcvr"].to_numpy(float))
+        affordable = cost <= options["campaign_id"].map(remaining).to_numpy(float) + 1e-9
+        options = options[affordable]
+    eligible_users = pd.Index(options["user_key"].unique())
     missing = eligible_users.difference(pd.Index(schedule["user_key"].unique()))
-    return _violations("coverage", None, missing, ["active user with eligible candidates got no ad"] * len(missing))
+    return _violations("coverage", None, missing,
+                       ["active user got no ad although a candidate's campaign could still afford it"] * len(missing))
 
 
 def assert_valid(schedule: pd.DataFrame, campaigns: pd.DataFrame, config: AllocationConfig,
