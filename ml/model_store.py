@@ -59,13 +59,17 @@ def load_encoder(name: str = "interest_encoder", alias: str = CHAMPION):
     return FittedEncoder.load(local_dir), str(version.version)
 
 
-def encoder_for_ranker(ranker: RegisteredRanker, encoder_name: str = "interest_encoder"):
+def encoder_run_of(ranker: RegisteredRanker) -> str:
+    """The MLflow run of the encoder whose features the ranker was trained on (tag set at training)."""
+    encoder_run_id = mlflow.get_run(ranker.run_id).data.tags.get("encoder_run_id")
+    if encoder_run_id is None:
+        raise ValueError(f"{ranker.name} v{ranker.version} has no encoder_run_id tag: retrain it with the pipeline.")
+    return encoder_run_id
+
+
+def encoder_for_ranker(ranker: RegisteredRanker):
     """The encoder version a ranker was trained with (its features must come from the same one)."""
     from ml.encoder import FittedEncoder
 
-    run = mlflow.get_run(ranker.run_id)
-    encoder_run_id = run.data.tags.get("encoder_run_id")
-    if encoder_run_id is None:
-        return load_encoder(encoder_name, CHAMPION)[0]
-    local_dir = mlflow.artifacts.download_artifacts(run_id=encoder_run_id, artifact_path="fitted_encoder")
+    local_dir = mlflow.artifacts.download_artifacts(run_id=encoder_run_of(ranker), artifact_path="fitted_encoder")
     return FittedEncoder.load(local_dir)

@@ -10,7 +10,7 @@ from ml.allocation.allocator import allocate
 from ml.allocation.candidates import retrieve_candidates
 from ml.allocation.constraints import validate_schedule
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
-from ml.model_store import encoder_for_ranker, load_encoder, load_ranker
+from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
 from ml.rankers.features import ENCODER_FEATURES
 from ml.registry import configure_mlflow
 from ml.warehouse import replace_rows
@@ -95,11 +95,15 @@ def score_candidates(features: pd.DataFrame, event_stream: pd.DataFrame, as_of: 
     """pCTR, pCVR and SHAP reasons from the champion rankers, each fed its own encoder's features."""
     scored = features.copy()
     pairs = features[["user_key", "ad_id"]]
+    encoder_scores_by_run: dict[str, pd.DataFrame] = {}  # both rankers usually share one encoder
     for task, name in RANKER_NAMES.items():
         ranker = load_ranker(name)
         if ranker is None:
             raise RuntimeError(f"No champion for {name}: materialize model_promotion first.")
-        encoder_scores = encoder_for_ranker(ranker).score_pairs(event_stream, pairs, as_of=as_of)
+        encoder_run = encoder_run_of(ranker)
+        if encoder_run not in encoder_scores_by_run:
+            encoder_scores_by_run[encoder_run] = encoder_for_ranker(ranker).score_pairs(event_stream, pairs, as_of=as_of)
+        encoder_scores = encoder_scores_by_run[encoder_run]
         inputs = features.drop(columns=ENCODER_FEATURES, errors="ignore").merge(
             encoder_scores[["user_key", "ad_id", *ENCODER_FEATURES]], on=["user_key", "ad_id"], how="left")
         scored[f"p{task}"] = ranker.predict(inputs)
