@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from ml.settings import REPO_ROOT, Settings
+from ml.settings import REPO_ROOT
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
@@ -63,37 +63,28 @@ translator = AdflowDbtTranslator(
 )
 
 
-def dbt_vars(context: dg.AssetExecutionContext, settings: Settings) -> str:
-    return json.dumps({
-        "as_of_date": context.partition_key,
-        "attribution_window_days": settings.attribution_window_days,
-    })
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    exclude=SCORING_SELECTION,
-    partitions_def=daily_partitions,
-    backfill_policy=ONE_PARTITION_PER_RUN,
-    dagster_dbt_translator=translator,
-    name="dbt_transform",
-)
-def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
+def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
+    """`dbt build` of the asset's selection as of the partition day; events stream back as
+    materializations and asset check results."""
     settings = platform.settings  # also exports the warehouse path and salt for the dbt subprocess
-    yield from dbt.cli(["build", "--vars", dbt_vars(context, settings)], context=context).stream()
+    dbt_vars = {"as_of_date": context.partition_key, "attribution_window_days": settings.attribution_window_days}
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    select=SCORING_SELECTION,
-    partitions_def=daily_partitions,
-    backfill_policy=ONE_PARTITION_PER_RUN,
-    dagster_dbt_translator=translator,
-    name="dbt_scoring_features",
-)
+def partitioned_dbt_assets(name: str, **selection):
+    return dbt_assets(manifest=dbt_project.manifest_path, partitions_def=daily_partitions,
+                      backfill_policy=ONE_PARTITION_PER_RUN, dagster_dbt_translator=translator, name=name,
+                      **selection)
+
+
+@partitioned_dbt_assets("dbt_transform", exclude=SCORING_SELECTION)
+def dbt_transform(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
+    yield from dbt_build(context, dbt, platform)
+
+
+@partitioned_dbt_assets("dbt_scoring_features", select=SCORING_SELECTION)
 def dbt_scoring_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
-    settings = platform.settings
-    yield from dbt.cli(["build", "--vars", dbt_vars(context, settings)], context=context).stream()
+    yield from dbt_build(context, dbt, platform)
 
 
 def dbt_resource() -> DbtCliResource:
