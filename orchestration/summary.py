@@ -14,7 +14,8 @@ SUMMARY_TABLES = [
     "main.ctr_training_set", "main.cvr_training_set", "main.user_profiles", "main.user_event_stream",
     "ml.user_embeddings", "ml.ad_candidates", "ml.daily_ad_schedule",
 ]
-REGISTERED_MODELS = ["interest_encoder", "ctr_ranker", "cvr_ranker"]
+# Which of each model's logged metrics the summary shows.
+REGISTERED_MODELS = {"interest_encoder": "final_val_", "ctr_ranker": "test_ctr", "cvr_ranker": "test_cvr"}
 
 
 def table_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int | str]]:
@@ -31,7 +32,7 @@ def registry_lines(settings: Settings) -> list[str]:
     configure_mlflow(settings)
     client = MlflowClient()
     lines = []
-    for name in REGISTERED_MODELS:
+    for name, metric_prefix in REGISTERED_MODELS.items():
         try:
             model = client.get_registered_model(name)
         except Exception:  # noqa: BLE001 - a missing model is reported, not fatal
@@ -43,13 +44,23 @@ def registry_lines(settings: Settings) -> list[str]:
         metrics = ""
         if champion:
             run = client.get_run(client.get_model_version(name, champion).run_id)
-            shown = {k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "val_"))}
-            metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items())[:6])
+            shown = {k.removeprefix(metric_prefix).strip("_"): v for k, v in run.data.metrics.items()
+                     if k.startswith(metric_prefix) and "loss" not in k}
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items())[:5])
         lines.append(
             f"  {name:<18} versions={len(versions)} champion=v{champion} "
             f"challenger=v{aliases.get(CHALLENGER)} {metrics}"
         )
     return lines
+
+
+def evaluation_lines(settings: Settings) -> list[str]:
+    """The latest policy evaluation (simulator ground truth), as recorded on the Dagster instance."""
+    import dagster as dg
+
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("policy_evaluation"))
+    report = event.asset_materialization.metadata.get("report") if event else None
+    return report.value.splitlines() if report else ["  no policy evaluation (no ground truth)"]
 
 
 def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_seconds: float, peak_gib: float) -> None:
@@ -76,6 +87,9 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
         print("-" * 72)
         print(f"Schedule {schedule_day}: {schedule[0]:,} slots for {schedule[1]:,} users, "
               f"expected spend {schedule[2]}, expected value {schedule[3]}")
+    print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
+    for line in evaluation_lines(settings):
+        print(line)
     print("-" * 72)
     print(f"Warehouse:  {settings.warehouse_path}")
     print(f"Schedules:  {settings.data_root / 'schedules'}")
