@@ -75,3 +75,21 @@ def test_sensor_requests_ingest_for_history_and_the_pipeline_for_the_newest_day(
         again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=context.cursor,
                                                              definitions=defs))
         assert not again.run_requests
+
+
+def test_workspace_loads_with_the_dagster_cli(tmp_path):
+    """What `dagster dev -w workspace.yaml` loads, validated by Dagster's own CLI in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ml.settings import REPO_ROOT
+
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "All code locations passed validation" in result.stdout + result.stderr
