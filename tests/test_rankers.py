@@ -155,17 +155,3 @@ def test_cvr_ranker_trains_on_clicks(days):
     cvr_ranker = fit_ranker(clicked(train), clicked(valid), "cvr")
     assert cvr_ranker.training_rows == int(train["label_click"].sum())
     assert auc(clicked(test)["label_conversion"], cvr_ranker.predict(clicked(test))) > 0.58
-
-
-def test_registered_variant_is_chosen_on_the_validation_day_not_the_test_day():
-    from types import SimpleNamespace
-
-    from ml.rankers.comparison import RankerComparison
-
-    with_encoder = SimpleNamespace(validation_metrics={"valid_auc": 0.66})
-    without = SimpleNamespace(validation_metrics={"valid_auc": 0.69})
-    comparison = RankerComparison(with_encoder, with_encoder, {}, without, None)
-    assert comparison.selected("ctr") is without          # encoder features did not help on validation
-    assert comparison.selected("cvr") is with_encoder     # no alternative fitted
-    without.validation_metrics["valid_auc"] = 0.60
-    assert comparison.selected("ctr") is with_encoder

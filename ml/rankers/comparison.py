@@ -22,7 +22,6 @@ LIGHTGBM = "lightgbm"
 LIGHTGBM_UNCALIBRATED = "lightgbm_uncalibrated"
 LIGHTGBM_NO_ENCODER = "lightgbm_no_encoder"
 ORACLE = "oracle"
-SELECTED = "lightgbm_selected"  # what gets registered: per task, the variant better on validation
 
 
 @dataclass
@@ -30,21 +29,6 @@ class RankerComparison:
     ctr_ranker: FittedRanker
     cvr_ranker: FittedRanker
     predictions: dict[str, tuple[np.ndarray, np.ndarray]]
-    ctr_ranker_no_encoder: FittedRanker | None = None
-    cvr_ranker_no_encoder: FittedRanker | None = None
-
-    def selected(self, task: str) -> FittedRanker:
-        """The variant (with or without encoder features) with the higher AUC on the VALIDATION day.
-
-        The test day stays untouched by this choice; encoder features that do not help on a day
-        the encoder did not learn from are left out of the registered model.
-        """
-        with_encoder = self.ctr_ranker if task == "ctr" else self.cvr_ranker
-        without = self.ctr_ranker_no_encoder if task == "ctr" else self.cvr_ranker_no_encoder
-        if without is None:
-            return with_encoder
-        score = lambda ranker: ranker.validation_metrics.get("valid_auc", float("-inf"))  # noqa: E731
-        return without if score(without) > score(with_encoder) else with_encoder
 
 
 def _clicked(frame: pd.DataFrame) -> pd.DataFrame:
@@ -73,8 +57,6 @@ def compare_rankers(
         plain_ctr = fit_ranker(ctr_train, ctr_valid, "ctr", use_encoder_features=False)
         plain_cvr = fit_ranker(cvr_train, cvr_valid, "cvr", use_encoder_features=False)
         predictions[LIGHTGBM_NO_ENCODER] = (plain_ctr.predict(test), plain_cvr.predict(test))
-    else:
-        plain_ctr = plain_cvr = None
     baselines = {"popularity": PopularityBaseline, "logistic_regression": LogisticRegressionBaseline}
     if include_matrix_factorization:
         baselines["matrix_factorization"] = MatrixFactorizationBaseline
@@ -86,8 +68,4 @@ def compare_rankers(
     oracle_ctr, oracle_cvr = oracle_predictions(test, "ctr"), oracle_predictions(test, "cvr")
     if oracle_ctr is not None and oracle_cvr is not None:
         predictions[ORACLE] = (oracle_ctr, oracle_cvr)
-    comparison = RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker, predictions=predictions,
-                                  ctr_ranker_no_encoder=plain_ctr, cvr_ranker_no_encoder=plain_cvr)
-    chosen_ctr, chosen_cvr = comparison.selected("ctr"), comparison.selected("cvr")
-    predictions[SELECTED] = (chosen_ctr.predict(test), chosen_cvr.predict(test))
-    return comparison
+    return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker, predictions=predictions)

@@ -5,7 +5,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ml.rankers.comparison import LIGHTGBM, SELECTED, compare_rankers
+from ml.rankers.comparison import LIGHTGBM, compare_rankers
 from ml.rankers.features import join_encoder_features
 from ml.rankers.mlflow_io import champion_holdout_score, holdout_score, holdout_rows, log_ranker_to_mlflow
 from ml.rankers.plots import save_report_plots
@@ -82,14 +82,13 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
         test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker},
         settings.data_root / "reports" / day.isoformat() / "rankers",
     )
-    holdout_metrics = report_metrics(report, SELECTED)
+    holdout_metrics = report_metrics(report, LIGHTGBM)
 
     configure_mlflow(settings)
     tags = run_tags(context) | {"encoder_run_id": encoder_run_id(settings, day)}
     test_path = settings.data_root / "reports" / day.isoformat() / "rankers" / "holdout.parquet"
     test.to_parquet(test_path)
-    for task in ("ctr", "cvr"):
-        fitted = comparison.selected(task)
+    for task, fitted in (("ctr", comparison.ctr_ranker), ("cvr", comparison.cvr_ranker)):
         name = RANKER_NAMES[task]
         run_id, version = log_ranker_to_mlflow(fitted, name, report, plot_paths, tags, holdout_metrics)
         challenger_score = holdout_score(fitted.predict(holdout_rows(test, task)), test, task, PROMOTION_METRIC)
@@ -104,7 +103,6 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
                 "plots": png_markdown(plot_paths),
                 "mlflow_run_id": run_id,
                 "model_version": version,
-                "uses_encoder_features": fitted.use_encoder_features,
                 f"challenger_holdout_{PROMOTION_METRIC}": challenger_score,
                 f"champion_holdout_{PROMOTION_METRIC}": champion_score if champion_score is not None else "none",
                 "holdout_path": dg.MetadataValue.path(str(test_path)),
