@@ -12,8 +12,10 @@ the child's own children, e.g. dbt's):
           table into a fresh file -- the floor any loader has to pay for reading and writing;
   ingest  the product: ml.ingest.ingest_day for every day into a fresh warehouse;
   dbt     `dbt build --exclude tag:scoring` as of the last day on that warehouse;
-  rerun   (with --rerun) the same dbt build again on the built warehouse, as the daily job does
-          when a partition is re-materialized, and a check that every model holds the same rows.
+  rerun   (with --rerun) dbt build again on the built warehouse: the same day (a re-materialized
+          partition), the day before (a backfill) and the last day again, checking after each that
+          every model holds exactly the rows of a fresh build as of that day (incremental models
+          must be idempotent).
 
 The machine is shared and timings are noisy, so each stage is reported as a ratio to the bare
 floor measured in the same run; CPU seconds (user + sys) are less sensitive to load than wall time.
@@ -226,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--rerun", action="store_true",
-                        help="build again on the built warehouse and check that every model is unchanged")
+                        help="then build the last day again, the day before (a backfill) and the last day again, "
+                             "checking that the last-day builds hold exactly the rows of the fresh build")
     parser.add_argument("--baseline-project", type=Path,
                         help="another dbt project dir (e.g. `git archive <rev> dbt_project | tar -x -C /tmp/base`) to "
                              "build on a copy of the same ingested warehouse: its time is reported beside ours and "
@@ -254,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
 
     failures = []
     baseline_stages = []
+    if args.rerun:
+        # Raw only: the reference for the backfill check below is a fresh build as of the day before.
+        raw_only_db = fresh(root / "warehouse_raw_only.duckdb")
+        shutil.copyfile(warehouse, raw_only_db)
     if args.baseline_project:
         # Built first, on a copy taken before our build touches the warehouse.
         baseline_db = fresh(root / "warehouse_baseline.duckdb")
@@ -280,13 +287,23 @@ def main(argv: list[str] | None = None) -> int:
             fresh(baseline_db)
 
     if args.rerun:
-        before = model_fingerprints(warehouse)
-        rerun, _ = dbt_build(warehouse, days[-1], root, "rerun")
-        after = model_fingerprints(warehouse)
-        changed = sorted(t for t in before if before[t] != after.get(t))
-        rerun.note += "; identical tables" if not changed else f"; CHANGED: {', '.join(changed)}"
-        failures += changed
-        stages.append(rerun)
+        # The daily job re-materializes a partition (same day again) and backfills (an earlier day,
+        # then forward again); incremental models must end where a fresh build of the day ends.
+        fresh_build = model_fingerprints(warehouse)
+        reference, _ = dbt_build(raw_only_db, days[-2], root, "fresh_day_before")
+        fresh_day_before = model_fingerprints(raw_only_db)
+        fresh(raw_only_db)
+        steps = (("rerun same day", days[-1], fresh_build), ("backfill day before", days[-2], fresh_day_before),
+                 ("forward again", days[-1], fresh_build))
+        for label, as_of, expected in steps:
+            step, _ = dbt_build(warehouse, as_of, root, label.replace(" ", "_"))
+            step.name = f"dbt build ({label}, as of {as_of})"
+            now = model_fingerprints(warehouse)
+            changed = sorted(t for t in expected if expected[t] != now.get(t))
+            step.note += f"; same rows as a fresh build as of {as_of}" if not changed else f"; DIFFERS: {', '.join(changed)}"
+            failures += changed
+            stages.append(step)
+            print(f"{step.name} {step.seconds:.1f} s", flush=True)
 
     print()
     print(f"{simulation['events']:,} events, {len(days)} days, scale {args.scale}, "

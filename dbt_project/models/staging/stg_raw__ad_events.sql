@@ -1,10 +1,14 @@
 -- Ad impressions, clicks and conversions, one row per event_id. Clicks and conversions carry the
 -- impression_id they follow; attribution happens in int_attributed_impressions.
 -- A table, not a view, so the hashing and the dedupe run once rather than once per reader.
-{{ config(materialized='table') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_stale_event_partitions(source('raw', 'ad_events')) }}",
+) }}
+-- Incremental by landing partition: see macros/incremental_event_staging.sql.
 with source as (
-    select * from {{ source('raw', 'ad_events') }}
-    where {{ landed_by_as_of_date() }}
+    {{ event_partitions_to_stage(source('raw', 'ad_events')) }}
 ),
 
 -- Ingest makes one partition idempotent; an event re-sent in a later partition is kept once.
@@ -12,7 +16,11 @@ deduplicated as (
     {{ first_landed_copy_per_event('source') }}
 ),
 
-{{ user_keys_of('deduplicated') }},
+new_events as (
+    {{ not_staged_before('deduplicated') }}
+),
+
+{{ user_keys_of('new_events') }},
 
 renamed as (
     select
@@ -28,7 +36,7 @@ renamed as (
         cast(source.propensity as double) as propensity,
         cast(source._partition_date as date) as partition_date,
         cast(source._loaded_at as timestamp) as loaded_at
-    from deduplicated as source
+    from new_events as source
     left join user_keys on source.user_id = user_keys.user_id
 )
 
