@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -40,6 +41,16 @@ def run_cli(module: str, args: list[str], data_root) -> subprocess.CompletedProc
                           text=True, timeout=600)
 
 
+def dbt_build(warehouse, as_of: object, scratch) -> subprocess.CompletedProcess:
+    """`dbt build` of the daily transform as of a day, as Dagster's dbt asset runs it."""
+    command = [str(Path(sys.executable).with_name("dbt")), "build", "--exclude", "tag:scoring",
+               "--vars", f'{{"as_of_date": "{as_of}"}}', "--project-dir", str(REPO_ROOT / "dbt_project"),
+               "--profiles-dir", str(REPO_ROOT / "dbt_project"), "--target-path", str(scratch / "dbt_target"),
+               "--log-path", str(scratch / "dbt_logs")]
+    return subprocess.run(command, env={**os.environ, "AD_WAREHOUSE_PATH": str(warehouse)}, capture_output=True,
+                          text=True, timeout=900)
+
+
 def test_cli_backfill_is_idempotent(simulated_root):
     warehouse = simulated_root / "warehouse.duckdb"
     first = run_cli("orchestration.backfill", ["--start", DAYS[0].isoformat(), "--end", DAYS[-1].isoformat()],
@@ -65,16 +76,11 @@ def test_cli_backfill_is_idempotent(simulated_root):
 
 def test_rebuilding_the_marts_for_a_partition_is_idempotent(simulated_root):
     warehouse = simulated_root / "warehouse.duckdb"
-    env = {**os.environ, "AD_WAREHOUSE_PATH": str(warehouse)}
-    build = [str(REPO_ROOT / ".venv" / "bin" / "dbt") if (REPO_ROOT / ".venv").exists() else "dbt", "build",
-             "--exclude", "tag:scoring", "--vars", f'{{"as_of_date": "{DAYS[-1]}"}}',
-             "--project-dir", str(REPO_ROOT / "dbt_project"), "--profiles-dir", str(REPO_ROOT / "dbt_project"),
-             "--target-path", str(simulated_root / "dbt_target"), "--log-path", str(simulated_root / "dbt_logs")]
     marts = ["ctr_training_set", "cvr_training_set", "user_profiles", "ad_features", "user_event_stream",
              "int_attributed_impressions", "int_sessions"]
     fingerprints = []
     for _ in range(2):
-        result = subprocess.run(build, env=env, capture_output=True, text=True, timeout=600)
+        result = dbt_build(warehouse, DAYS[-1], simulated_root)
         assert result.returncode == 0, result.stdout[-3000:]
         with duckdb.connect(str(warehouse), read_only=True) as conn:
             fingerprints.append({m: table_fingerprint(conn, f"main.{m}") for m in marts})
@@ -106,12 +112,7 @@ def test_movielens_runs_through_ingest_and_dbt(tmp_path):
     assert quarantined == 0
     assert loaded == {t: report.rows_by_table[t] for t in loaded}
 
-    env = {**os.environ, "AD_WAREHOUSE_PATH": str(warehouse)}
-    result = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "dbt"), "build", "--exclude", "tag:scoring",
-         "--vars", f'{{"as_of_date": "{days[-1]}"}}', "--project-dir", str(REPO_ROOT / "dbt_project"),
-         "--profiles-dir", str(REPO_ROOT / "dbt_project"), "--target-path", str(tmp_path / "target"),
-         "--log-path", str(tmp_path / "logs")], env=env, capture_output=True, text=True, timeout=900)
+    result = dbt_build(warehouse, days[-1], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         impressions = conn.execute("select count(*) from main.int_attributed_impressions").fetchone()[0]

@@ -30,6 +30,4 @@ def run_tags(context: dg.AssetExecutionContext) -> dict[str, str]:
 
 def model_dir(settings: Settings, model: str, day: dt.date) -> Path:
     """Local copy of a model trained for a partition (MLflow holds the registered one)."""
-    path = settings.data_root / "models" / model / day.isoformat()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return settings.data_root / "models" / model / day.isoformat()

@@ -54,6 +54,15 @@ def eligible_ads(conn, schedule_date: dt.date) -> pd.DataFrame:
     ).df()
 
 
+CAMPAIGN_COLUMNS = ["campaign_id", "advertiser_id", "daily_budget", "start_date", "end_date", "bid", "bid_type",
+                    "objective"]
+
+
+def campaigns_of(ads: pd.DataFrame) -> pd.DataFrame:
+    """One row per in-flight campaign, from its ads' feature snapshot (what the allocator needs)."""
+    return ads.drop_duplicates("campaign_id")[CAMPAIGN_COLUMNS]
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=ONE_PARTITION_PER_RUN,
@@ -148,8 +157,7 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         event_stream = conn.sql("select * from main.user_event_stream").df()
     configure_mlflow(settings)
     candidates = score_candidates(features, event_stream, as_of=end_of_partition(context))
-    campaigns = ads.drop_duplicates("campaign_id")[["campaign_id", "advertiser_id", "daily_budget", "start_date",
-                                                     "end_date", "bid", "bid_type", "objective"]]
+    campaigns = campaigns_of(ads)
     allocation_config = config.allocation()
     result = allocate(candidates, campaigns, user_hours, schedule_date, allocation_config, hourly_traffic=hourly_traffic)
     schedule = result.schedule.assign(

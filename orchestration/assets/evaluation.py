@@ -3,7 +3,7 @@ import dagster as dg
 
 from ml.evaluation.policy import evaluate_schedules
 from ml.simulator import GroundTruth
-from orchestration.assets.delivery import ScheduleConfig, eligible_ads, schedule_date_of
+from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads, schedule_date_of
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
@@ -28,8 +28,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig,
         scored = conn.execute("select * from ml.scored_candidates where schedule_date = ?", [schedule_date]).df()
         ads = eligible_ads(conn, schedule_date)
         user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
-    campaigns = ads.drop_duplicates("campaign_id")[["campaign_id", "advertiser_id", "daily_budget", "start_date",
-                                                     "end_date", "bid", "bid_type", "objective"]]
+    campaigns = campaigns_of(ads)
     report = evaluate_schedules(GroundTruth.load(settings.ground_truth_dir), settings.pseudonym_salt, schedule,
                                 scored, campaigns, user_hours, schedule_date, config.allocation())
     product = report.iloc[0]

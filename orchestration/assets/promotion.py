@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.evaluation.metrics import auc
-from ml.model_store import encoder_for_ranker, load_encoder, load_ranker
+from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
 from ml.rankers.features import ENCODER_FEATURES
 from ml.rankers.mlflow_io import holdout_rows, holdout_score
 from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow, decide_promotion, version_by_alias
@@ -15,21 +15,39 @@ from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
 
-def ranker_score_with_own_encoder(ranker, holdout: pd.DataFrame, event_stream: pd.DataFrame, task: str) -> float:
-    """A ranker's holdout AUC with encoder features recomputed by the encoder it was trained with."""
-    encoder = encoder_for_ranker(ranker)
-    scores = encoder.score_impressions(event_stream, holdout[["impression_id", "user_key", "ad_id", "impression_ts"]])
-    rescored = holdout.drop(columns=ENCODER_FEATURES).merge(
-        scores[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left"
+class HoldoutEncoderScores:
+    """Encoder features of the holdout, computed once per encoder run (challengers and champions
+    of all three models usually share one or two encoders)."""
+
+    def __init__(self, holdout: pd.DataFrame, event_stream: pd.DataFrame):
+        self.holdout, self.event_stream = holdout, event_stream
+        self._by_run: dict[str, pd.DataFrame] = {}
+
+    def of(self, encoder_run_id: str, load_encoder_fn) -> pd.DataFrame:
+        if encoder_run_id not in self._by_run:
+            queries = self.holdout[["impression_id", "user_key", "ad_id", "impression_ts"]]
+            self._by_run[encoder_run_id] = load_encoder_fn().score_impressions(self.event_stream, queries)
+        return self._by_run[encoder_run_id]
+
+
+def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float:
+    """A ranker's holdout AUC with encoder features from the encoder it was trained with."""
+    encoder_features = scores.of(encoder_run_of(ranker), lambda: encoder_for_ranker(ranker))
+    rescored = scores.holdout.drop(columns=ENCODER_FEATURES).merge(
+        encoder_features[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left"
     )
     rows = holdout_rows(rescored, task)
     return holdout_score(ranker.predict(rows), rescored, task, PROMOTION_METRIC)
 
 
-def encoder_holdout_auc(encoder, holdout: pd.DataFrame, event_stream: pd.DataFrame) -> float:
-    scores = encoder.score_impressions(event_stream, holdout[["impression_id", "user_key", "ad_id", "impression_ts"]])
-    labelled = holdout[["impression_id", "label_click"]].merge(scores, on="impression_id")
-    return auc(labelled["label_click"].to_numpy(), labelled["encoder_logit"].to_numpy())
+def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str | None, float | None]:
+    """(version, click AUC of its logits on the holdout) of the encoder with `alias`, or (None, None)."""
+    version = version_by_alias(ENCODER_MODEL_NAME, alias)
+    if version is None:
+        return None, None
+    logits = scores.of(version.run_id, lambda: load_encoder(ENCODER_MODEL_NAME, alias)[0])
+    labelled = scores.holdout[["impression_id", "label_click"]].merge(logits, on="impression_id")
+    return str(version.version), auc(labelled["label_click"].to_numpy(), labelled["encoder_logit"].to_numpy())
 
 
 @dg.asset(
@@ -49,23 +67,16 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
         event_stream = conn.sql("select * from main.user_event_stream").df()
     configure_mlflow(settings)
 
-    decisions = []
-    challenger_encoder, challenger_encoder_version = load_encoder(ENCODER_MODEL_NAME, CHALLENGER)
-    champion_encoder, _ = load_encoder(ENCODER_MODEL_NAME, CHAMPION)
-    decisions.append(decide_promotion(
-        ENCODER_MODEL_NAME, challenger_encoder_version,
-        encoder_holdout_auc(challenger_encoder, holdout, event_stream),
-        None if champion_encoder is None else encoder_holdout_auc(champion_encoder, holdout, event_stream),
-        PROMOTION_METRIC,
-    ))
+    scores = HoldoutEncoderScores(holdout, event_stream)
+    challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores)
+    decisions = [decide_promotion(ENCODER_MODEL_NAME, challenger_version, challenger_auc,
+                                  encoder_holdout_auc(CHAMPION, scores)[1], PROMOTION_METRIC)]
     for task, name in RANKER_NAMES.items():
         challenger = load_ranker(name, CHALLENGER)
         champion = load_ranker(name, CHAMPION)
         decisions.append(decide_promotion(
-            name, challenger.version,
-            ranker_score_with_own_encoder(challenger, holdout, event_stream, task),
-            None if champion is None else ranker_score_with_own_encoder(champion, holdout, event_stream, task),
-            PROMOTION_METRIC,
+            name, challenger.version, ranker_holdout_auc(challenger, scores, task),
+            None if champion is None else ranker_holdout_auc(champion, scores, task), PROMOTION_METRIC,
         ))
     for decision in decisions:
         apply_promotion(decision)
