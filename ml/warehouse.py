@@ -10,12 +10,20 @@ def read_table(conn: duckdb.DuckDBPyConnection, table: str, where: str | None = 
     return conn.sql(query).df()
 
 
+def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    existing = {row[0] for row in conn.execute(f"describe {table}").fetchall()}
+    for name, column_type, *_ in conn.execute("describe select * from frame_to_write").fetchall():
+        if name not in existing:
+            conn.execute(f'alter table {table} add column "{name}" {column_type}')
+
+
 def replace_rows(
     conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, key_column: str, key_value: object
 ) -> int:
     """Idempotent write of one slice (e.g. one schedule date): delete the slice, insert the frame.
 
-    Creates `table` from the frame's schema on first use. Runs in one transaction.
+    Creates `table` from the frame's schema on first use and adds columns the frame brings that an
+    older table lacks (they read NULL on earlier slices). Runs in one transaction.
     """
     schema = table.split(".")[0] if "." in table else "main"
     conn.execute(f"create schema if not exists {schema}")
@@ -23,6 +31,7 @@ def replace_rows(
     try:
         conn.execute("begin transaction")
         conn.execute(f"create table if not exists {table} as select * from frame_to_write limit 0")
+        _add_missing_columns(conn, table)
         conn.execute(f"delete from {table} where {key_column} = ?", [key_value])
         conn.execute(f"insert into {table} by name select * from frame_to_write")
         conn.execute("commit")

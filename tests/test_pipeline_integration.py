@@ -123,3 +123,28 @@ def test_schedule_respects_budgets_and_covers_users(pipeline):
             "group by user_key)", [schedule_day]).fetchone()[0]
         assert 1 <= per_user <= 4
     assert (settings.data_root / "schedules" / f"date={schedule_day}" / "schedule.parquet").exists()
+
+
+def test_rankers_learn_only_from_out_of_sample_encoder_features(pipeline):
+    settings, *_ = pipeline
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        seen_days = conn.execute(
+            "select distinct c.impression_date from ml.encoder_impression_scores e "
+            "join main.ctr_training_set c using (impression_id) where e.label_seen_by_encoder").fetchall()
+        unseen_days = conn.execute(
+            "select count(distinct c.impression_date) from ml.encoder_impression_scores e "
+            "join main.ctr_training_set c using (impression_id) where not e.label_seen_by_encoder").fetchall()[0][0]
+    assert seen_days and unseen_days >= 3  # later training days, validation and test stay unseen
+
+
+def test_schedule_scores_carry_the_champions_level_correction(pipeline):
+    settings, *_ = pipeline
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        corrections = conn.sql("select model_name, model_version, factor from ml.ranker_level_corrections").df()
+        used = conn.sql("select distinct ctr_level_factor, cvr_level_factor from ml.scored_candidates").df()
+    assert set(corrections["model_name"]) == {"ctr_ranker", "cvr_ranker"}
+    assert corrections["factor"].between(0.25, 4.0).all()
+    by_model = corrections.set_index("model_name")["factor"]
+    assert len(used) == 1
+    assert used.iloc[0]["ctr_level_factor"] == pytest.approx(by_model["ctr_ranker"])
+    assert used.iloc[0]["cvr_level_factor"] == pytest.approx(by_model["cvr_ranker"])

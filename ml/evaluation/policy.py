@@ -3,6 +3,10 @@
 The product's schedule is compared with a random and a popularity schedule and with the same
 allocator fed the oracle's true probabilities, all over the same candidates and constraints, and
 all valued with the TRUE probabilities at the hour and slot each row was placed in.
+
+The headline share compares value within budget (`capped_spend`: per campaign, expected value up
+to its daily budget). Uncapped value would reward a schedule for planning more impressions than a
+budget pays for, which a model that under-predicts its own CTR does by accident.
 """
 from __future__ import annotations
 
@@ -57,6 +61,6 @@ def evaluate_schedules(
         pctr, pcvr = true_probabilities_for(truth, policy_schedule, user_ids, schedule_date)
         rows.append({"policy": name, **schedule_value(policy_schedule, pctr, pcvr, daily_budget_by_campaign=budgets)})
     report = pd.DataFrame(rows)
-    oracle_value = report.loc[report["policy"] == "oracle probabilities", "advertiser_value"].iloc[0]
-    report["share_of_oracle_value"] = report["advertiser_value"] / oracle_value if oracle_value > 0 else np.nan
+    oracle_value = report.loc[report["policy"] == "oracle probabilities", "capped_spend"].iloc[0]
+    report["share_of_oracle_value"] = report["capped_spend"] / oracle_value if oracle_value > 0 else np.nan
     return report

@@ -19,7 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ml.rankers.features import CATEGORICAL, NUMERIC, ORACLE_BY_TASK, _category_keys, labels_for
+from ml.rankers.features import (
+    CATEGORICAL, DAY_AHEAD_ORACLE_BY_TASK, NUMERIC, ORACLE_BY_TASK, _category_keys, labels_for,
+)
 
 
 @dataclass
@@ -138,7 +140,7 @@ class MatrixFactorizationBaseline:
             return torch.sigmoid(self.model(users, ads)).numpy().astype(float)
 
 
-def oracle_predictions(frame: pd.DataFrame, task: str) -> np.ndarray | None:
+def oracle_predictions(frame: pd.DataFrame, task: str, day_ahead: bool = False) -> np.ndarray | None:
     """The simulator's true probability for `task`, or None when the frame has no ground truth."""
-    column = ORACLE_BY_TASK[task]
+    column = (DAY_AHEAD_ORACLE_BY_TASK if day_ahead else ORACLE_BY_TASK)[task]
     return frame[column].to_numpy(dtype=float) if column in frame.columns else None

@@ -22,6 +22,7 @@ LIGHTGBM = "lightgbm"
 LIGHTGBM_UNCALIBRATED = "lightgbm_uncalibrated"
 LIGHTGBM_NO_ENCODER = "lightgbm_no_encoder"
 ORACLE = "oracle"
+ORACLE_DAY_AHEAD = "oracle_day_ahead"
 
 
 @dataclass
@@ -65,7 +66,9 @@ def compare_rankers(
             baseline().fit(ctr_train, "ctr").predict(test),
             baseline().fit(cvr_train, "cvr").predict(test),
         )
-    oracle_ctr, oracle_cvr = oracle_predictions(test, "ctr"), oracle_predictions(test, "cvr")
-    if oracle_ctr is not None and oracle_cvr is not None:
-        predictions[ORACLE] = (oracle_ctr, oracle_cvr)
+    for name, day_ahead in ((ORACLE, False), (ORACLE_DAY_AHEAD, True)):
+        oracle_ctr = oracle_predictions(test, "ctr", day_ahead)
+        oracle_cvr = oracle_predictions(test, "cvr", day_ahead)
+        if oracle_ctr is not None and oracle_cvr is not None:
+            predictions[name] = (oracle_ctr, oracle_cvr)
     return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker, predictions=predictions)

@@ -27,9 +27,14 @@ NUMERIC: list[str] = [
     "hours_since_user_category_event", "hours_since_user_brand_event",
 ]
 ENCODER_FEATURES: list[str] = ["encoder_logit", "encoder_similarity"]
+# True where the encoder was fitted to the impression's click label (see ml.training_days.encoder_days).
+ENCODER_SAW_LABEL = "label_seen_by_encoder"
 
 LABEL_BY_TASK: dict[str, str] = {"ctr": "label_click", "cvr": "label_conversion"}
+# The simulator's truth, never a feature. Per impression: drawn knowing the session's intent. Day
+# ahead: averaged over the intent, the most any model scoring before the session could know.
 ORACLE_BY_TASK: dict[str, str] = {"ctr": "true_pctr", "cvr": "true_pcvr"}
+DAY_AHEAD_ORACLE_BY_TASK: dict[str, str] = {"ctr": "day_ahead_pctr", "cvr": "day_ahead_pcvr"}
 
 
 def feature_names(use_encoder_features: bool = True) -> list[str]:
@@ -46,7 +51,12 @@ def labels_for(frame: pd.DataFrame, task: str) -> np.ndarray:
 
 
 def join_encoder_features(frame: pd.DataFrame, encoder_features: pd.DataFrame | None) -> pd.DataFrame:
-    """Left-join the encoder's outputs by impression_id; rows the encoder did not score keep NaN."""
+    """Left-join the encoder's outputs by impression_id; rows the encoder did not score keep NaN.
+
+    Where the encoder learned the impression's own label (`label_seen_by_encoder`), its outputs are
+    in-sample and over-confident, so they are masked to NaN: stacked on them, a ranker would trust the
+    encoder more than it deserves on new days.
+    """
     if encoder_features is None:
         return frame
     duplicated = encoder_features["impression_id"].duplicated()
@@ -56,7 +66,12 @@ def join_encoder_features(frame: pd.DataFrame, encoder_features: pd.DataFrame | 
             "expected one row per impression"
         )
     kept = frame.drop(columns=[c for c in ENCODER_FEATURES if c in frame.columns])
-    return kept.merge(encoder_features[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left")
+    joined = kept.merge(encoder_features[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left")
+    if ENCODER_SAW_LABEL in encoder_features.columns:
+        saw_label = encoder_features.set_index("impression_id")[ENCODER_SAW_LABEL]
+        in_sample = joined["impression_id"].map(saw_label).fillna(False).astype(bool).to_numpy()
+        joined.loc[in_sample, ENCODER_FEATURES] = np.nan
+    return joined
 
 
 def _category_keys(values: pd.Series) -> pd.Series:

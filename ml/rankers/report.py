@@ -3,7 +3,9 @@
 - ctr: every test impression, label_click vs pCTR;
 - cvr: clicked test impressions, label_conversion vs pCVR (the CVR model's training space);
 - ctcvr: every test impression, click-and-convert vs pCTR x pCVR (ESMM's entire-space target).
-GAUC groups by user_key, weighted by the user's impressions in that task's rows.
+GAUC groups by user_key, weighted by the user's impressions in that task's rows. `auc_se` is the
+Hanley-McNeil standard error: with a few hundred positives on one test day it is ~0.01, so AUC
+differences smaller than that are not evidence either way.
 """
 from __future__ import annotations
 
@@ -13,7 +15,18 @@ import pandas as pd
 from ml.evaluation.metrics import binary_metrics
 from ml.rankers.features import labels_for
 
-REPORT_COLUMNS = ["model", "task", "rows", "positives", "auc", "gauc", "logloss", "ece"]
+REPORT_COLUMNS = ["model", "task", "rows", "positives", "auc", "auc_se", "gauc", "logloss", "ece"]
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil (1982) standard error of an AUC estimated from `positives` and `negatives`."""
+    if positives == 0 or negatives == 0 or np.isnan(auc):
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    return float(np.sqrt(max(variance, 0.0)))
 
 
 def task_rows_and_scores(
@@ -44,7 +57,11 @@ def build_ranker_report(test: pd.DataFrame, predictions: dict[str, tuple[np.ndar
         for task in ("ctr", "cvr", "ctcvr"):
             task_rows, labels, scores = task_rows_and_scores(test, pctr, pcvr, task)
             metrics = binary_metrics(labels, scores, groups=task_rows["user_key"].to_numpy())
-            rows.append({"model": name, "task": task, "rows": len(labels), "positives": int(labels.sum()), **metrics})
+            positives = int(labels.sum())
+            rows.append({
+                "model": name, "task": task, "rows": len(labels), "positives": positives, **metrics,
+                "auc_se": auc_standard_error(metrics["auc"], positives, len(labels) - positives),
+            })
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
 

@@ -10,6 +10,8 @@ from ml.encoder.mlflow_io import log_encoder_to_mlflow
 from ml.registry import configure_mlflow
 from ml.warehouse import replace_rows
 from orchestration.assets.common import model_dir, partition_day, run_tags
+from ml.rankers.features import ENCODER_SAW_LABEL
+from ml.training_days import encoder_days
 from orchestration.assets.holdout import model_holdout_days
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
@@ -56,7 +58,8 @@ def encoder_run_id(settings, day: dt.date) -> str:
     kinds={"torch", "mlflow"},
     deps=["user_event_stream", "ctr_training_set", "ad_features"],
     description="Transformer encoder over users' last events (BST/SASRec style), trained on the days "
-    "before the holdout days; writes user and ad embeddings (ml.user_embeddings, ml.ad_embeddings) and "
+    "on the earlier half of the rankers' training days (so the rankers learn from out-of-sample encoder "
+    "features); writes user and ad embeddings (ml.user_embeddings, ml.ad_embeddings) and "
     "per-impression encoder features (ml.encoder_impression_scores); registered in MLflow.",
 )
 def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingConfig, platform: PlatformResource):
@@ -65,12 +68,13 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     with platform.warehouse(read_only=True) as conn:
         event_stream, impressions, ads = load_encoder_inputs(conn, day)
         days = model_holdout_days(conn)
-    # Same split as the rankers: the encoder never learns from the validation or test day, so its
-    # features on those days are out of sample.
+    # The encoder never learns from the rankers' validation or test day, nor from their later training
+    # days: its features there are out of sample, as they will be on tomorrow's traffic.
+    learn_days = encoder_days(days)
     impression_days = pd.to_datetime(impressions["impression_date"]).dt.date
-    encoder_impressions = impressions[impression_days <= days.validation_date]
+    encoder_impressions = impressions[impression_days.isin([*learn_days.train_dates, learn_days.validation_date])]
     encoder_config = EncoderConfig(**config.model_dump())
-    fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, days.validation_date, encoder_config)
+    fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, learn_days.validation_date, encoder_config)
     local_dir = fitted.save(model_dir(settings, ENCODER_MODEL_NAME, day))
 
     configure_mlflow(settings)
@@ -81,7 +85,9 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     end_of_day = pd.Timestamp(day + dt.timedelta(days=1))
     user_embeddings = fitted.user_embeddings(event_stream, as_of=end_of_day).assign(as_of_date=day)
     ad_embeddings = fitted.ad_embeddings().assign(as_of_date=day)
-    impression_scores = fitted.score_impressions(event_stream, impressions).assign(as_of_date=day)
+    impression_scores = fitted.score_impressions(event_stream, impressions).assign(
+        **{ENCODER_SAW_LABEL: impression_days.isin(learn_days.train_dates).to_numpy()}, as_of_date=day
+    )
     with platform.warehouse() as conn:
         replace_rows(conn, "ml.user_embeddings", user_embeddings, "as_of_date", day)
         replace_rows(conn, "ml.ad_embeddings", ad_embeddings, "as_of_date", day)
@@ -92,6 +98,8 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
         metadata={
             **{k: v for k, v in fitted.metrics.items() if isinstance(v, (int, float, str))},
             **days.as_metadata(),
+            "encoder_train_days": f"{learn_days.train_dates[0]}..{learn_days.train_dates[-1]}",
+            "encoder_validation_day": learn_days.validation_date.isoformat(),
             "training_history": dg.MetadataValue.md(history.to_markdown(index=False)),
             "users_embedded": len(user_embeddings),
             "ads_embedded": len(ad_embeddings),

@@ -38,4 +38,5 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig,
         "expected_clicks": round(float(product["expected_clicks"]), 2),
         "expected_conversions": round(float(product["expected_conversions"]), 2),
         "advertiser_value": round(float(product["advertiser_value"]), 2),
+        "value_within_budget": round(float(product["capped_spend"]), 2),
     })

@@ -1,18 +1,24 @@
 """Promotion: each new version (`challenger`) becomes `champion` only if it is at least as good as
 the current champion on the same holdout, each scored with its own encoder's features."""
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ml.evaluation.metrics import auc
 from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
-from ml.rankers.features import ENCODER_FEATURES
+from ml.rankers.features import ENCODER_FEATURES, labels_for
+from ml.rankers.off_policy import ips_level_factor
 from ml.rankers.mlflow_io import holdout_rows, holdout_score
 from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow, decide_promotion, version_by_alias
+from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.encoder import ENCODER_MODEL_NAME
 from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
+
+
+LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"
 
 
 class HoldoutEncoderScores:
@@ -30,14 +36,31 @@ class HoldoutEncoderScores:
         return self._by_run[encoder_run_id]
 
 
-def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float:
-    """A ranker's holdout AUC with encoder features from the encoder it was trained with."""
+def ranker_holdout_predictions(ranker, scores: HoldoutEncoderScores, task: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the task's holdout rows, the ranker's predictions) with features from the ranker's own encoder."""
     encoder_features = scores.of(encoder_run_of(ranker), lambda: encoder_for_ranker(ranker))
     rescored = scores.holdout.drop(columns=ENCODER_FEATURES).merge(
         encoder_features[["impression_id", *ENCODER_FEATURES]], on="impression_id", how="left"
     )
     rows = holdout_rows(rescored, task)
-    return holdout_score(ranker.predict(rows), rescored, task, PROMOTION_METRIC)
+    return rows, ranker.predict(rows)
+
+
+def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float:
+    rows, predictions = ranker_holdout_predictions(ranker, scores, task)
+    return holdout_score(predictions, rows, task, PROMOTION_METRIC)  # rows are already the task's
+
+
+def champion_level_corrections(scores: HoldoutEncoderScores, day) -> pd.DataFrame:
+    """Each champion ranker's off-policy level factor on the holdout (ml/rankers/off_policy.py)."""
+    records = []
+    for task, name in RANKER_NAMES.items():
+        champion = load_ranker(name, CHAMPION)
+        rows, predictions = ranker_holdout_predictions(champion, scores, task)
+        correction = ips_level_factor(labels_for(rows, task), predictions, rows["propensity"].to_numpy(float))
+        records.append({"as_of_date": day, "model_name": name, "model_version": str(champion.version),
+                        **correction.as_metadata()})
+    return pd.DataFrame(records)
 
 
 def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str | None, float | None]:
@@ -57,7 +80,8 @@ def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str |
     kinds={"mlflow"},
     deps=["interest_encoder", RANKER_NAMES["ctr"], RANKER_NAMES["cvr"]],
     description="Compares each model's `challenger` with its `champion` on this partition's test day and "
-    "moves the `champion` alias only when the challenger is at least as good (AUC).",
+    "moves the `champion` alias only when the challenger is at least as good (AUC); then estimates each "
+    "champion ranker's off-policy level factor for scoring candidates (ml.ranker_level_corrections).",
 )
 def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResource):
     day = partition_day(context)
@@ -82,6 +106,10 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
         apply_promotion(decision)
         context.log.info(f"{decision.model_name}: promoted={decision.promoted} ({decision.reason})")
 
+    corrections = champion_level_corrections(scores, day)
+    with platform.warehouse() as conn:
+        replace_rows(conn, LEVEL_CORRECTIONS_TABLE, corrections, "as_of_date", day)
+
     table = pd.DataFrame([d.as_metadata() for d in decisions])
     return dg.MaterializeResult(
         metadata={
@@ -90,6 +118,7 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
             "decision_records": dg.MetadataValue.json([d.as_metadata() for d in decisions]),
             "holdout_day": str(pd.to_datetime(holdout["impression_date"]).dt.date.iloc[0]),
             "holdout_impressions": len(holdout),
+            "champion_level_corrections": dg.MetadataValue.md(corrections.to_markdown(index=False)),
         }
     )
 

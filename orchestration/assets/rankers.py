@@ -27,8 +27,8 @@ ENCODER_ALONE = "interest_encoder_alone"
 
 def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     encoder_scores = conn.execute(
-        "select impression_id, encoder_logit, encoder_similarity from ml.encoder_impression_scores "
-        "where as_of_date = ?", [day]
+        "select impression_id, encoder_logit, encoder_similarity, label_seen_by_encoder "
+        "from ml.encoder_impression_scores where as_of_date = ?", [day]
     ).df()
     ctr = join_encoder_features(
         conn.sql("select * from main.ctr_training_set where conversion_label_final").df(), encoder_scores
@@ -38,10 +38,21 @@ def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def attach_oracle(frame: pd.DataFrame, settings) -> pd.DataFrame:
-    """Simulator only: the true probabilities, for the oracle row of the report (never a feature)."""
+    """Simulator only: the true probabilities, for the oracle rows of the report (never a feature).
+
+    Per impression (the session's intent known) and day ahead (averaged over the intent).
+    """
     if not (settings.ground_truth_dir / "impressions.parquet").exists():
         return frame
-    truth = GroundTruth.load(settings.ground_truth_dir).impressions()[["impression_id", "true_pctr", "true_pcvr"]]
+    ground_truth = GroundTruth.load(settings.ground_truth_dir)
+    truth = ground_truth.impressions()
+    truth = truth[truth["impression_id"].isin(frame["impression_id"])]
+    day_ahead_pctr, day_ahead_pcvr = ground_truth.true_probabilities(
+        truth["user_id"], truth["ad_id"], truth["ts"].dt.date, truth["ts"].dt.hour, truth["slot"]
+    )
+    truth = truth[["impression_id", "true_pctr", "true_pcvr"]].assign(
+        day_ahead_pctr=day_ahead_pctr, day_ahead_pcvr=day_ahead_pcvr
+    )
     return frame.merge(truth, on="impression_id", how="left")
 
 
