@@ -74,12 +74,12 @@ def simulate_stage(scale: str, root: Path) -> dict:
     }
 
 
-def bare_stage(landing_dir: Path, warehouse: Path) -> dict:
+def bare_stage(landing_dir: Path, warehouse: Path, preserve_insertion_order: bool = True) -> dict:
     import duckdb
 
     rows = 0
     started = time.perf_counter()
-    with duckdb.connect(str(warehouse)) as conn:
+    with duckdb.connect(str(warehouse), config={"preserve_insertion_order": preserve_insertion_order}) as conn:
         for table in TABLES:
             files = sorted(str(p) for p in (landing_dir / table).glob("date=*/*.parquet"))
             conn.execute(f"create table {table} as select * from read_parquet(?)", [files])
@@ -93,8 +93,10 @@ def ingest_stage(landing_dir: Path, warehouse: Path, days: list[str]) -> dict:
 
     from ml.ingest import ingest_day
 
+    from ml.warehouse import connect
+
     started = time.perf_counter()
-    with duckdb.connect(str(warehouse)) as conn:
+    with connect(warehouse) as conn:
         for day in days:
             for report in ingest_day(conn, landing_dir, dt.date.fromisoformat(day)):
                 if report.failed_files:
@@ -245,10 +247,16 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     bare_db, warehouse = fresh(root / "bare.duckdb"), fresh(root / "warehouse.duckdb")
-    bare, usage = run_python_stage("bare", {"landing": str(landing_dir), "warehouse": str(bare_db)})
-    floor = Stage("bare floor: read_parquet -> CREATE TABLE", bare["seconds"], cpu_seconds(usage),
-                  peak_rss_bytes(usage), bare["rows"])
-    print(f"bare floor {floor.seconds:.1f} s", flush=True)
+    # The floor is the faster of two plain copies: with DuckDB's default settings, and without
+    # insertion order kept (the setting the product's own connections and dbt profile use).
+    floors = []
+    for keep_order in (True, False):
+        bare, usage = run_python_stage("bare", {"landing": str(landing_dir), "warehouse": str(fresh(bare_db)),
+                                                "preserve_insertion_order": keep_order})
+        floors.append(Stage(f"bare floor: read_parquet -> CREATE TABLE (preserve_insertion_order={keep_order})",
+                            bare["seconds"], cpu_seconds(usage), peak_rss_bytes(usage), bare["rows"]))
+        print(f"{floors[-1].name} {floors[-1].seconds:.1f} s", flush=True)
+    floor = min(floors, key=lambda stage: stage.seconds)
 
     ingested, usage = run_python_stage("ingest", {"landing": str(landing_dir), "warehouse": str(warehouse), "days": days})
     ingest = Stage(f"ingest_day x {len(days)} days", ingested["seconds"], cpu_seconds(usage), peak_rss_bytes(usage),
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dbt build {build.seconds:.1f} s", flush=True)
     total = Stage("ingest + dbt build", ingest.seconds + build.seconds, ingest.cpu_seconds + build.cpu_seconds,
                   max(ingest.peak_rss_bytes, build.peak_rss_bytes), ingest.rows)
-    stages = [floor, ingest, *baseline_stages, build, total]
+    stages = [*floors, ingest, *baseline_stages, build, total]
 
     if args.baseline_project:
         ours, theirs = model_fingerprints(warehouse), model_fingerprints(baseline_db)
@@ -332,7 +340,8 @@ def child_main(stage: str, payload: dict) -> None:
     if stage == "simulate":
         result = simulate_stage(payload["scale"], Path(payload["root"]))
     elif stage == "bare":
-        result = bare_stage(Path(payload["landing"]), Path(payload["warehouse"]))
+        result = bare_stage(Path(payload["landing"]), Path(payload["warehouse"]),
+                            payload.get("preserve_insertion_order", True))
     elif stage == "ingest":
         result = ingest_stage(Path(payload["landing"]), Path(payload["warehouse"]), payload["days"])
     else:

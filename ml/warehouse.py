@@ -1,8 +1,19 @@
 """Small DuckDB helpers for tables the Python side writes (schema `ml`) and marts it reads."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
+
+# Tables here are sets: nobody relies on physical row order, and keeping insertion order costs
+# DuckDB 2-5x on large CREATE TABLE AS / INSERT (measured at 10M events). dbt's profile sets the same.
+CONNECTION_CONFIG = {"preserve_insertion_order": False}
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The one way Python opens the warehouse file (same settings as dbt's profile)."""
+    return duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
 
 
 def read_table(conn: duckdb.DuckDBPyConnection, table: str, where: str | None = None) -> pd.DataFrame:

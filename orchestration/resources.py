@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 
 from ml.settings import Settings
+from ml.warehouse import connect
 
 
 class PlatformResource(dg.ConfigurableResource):
@@ -31,7 +32,7 @@ class PlatformResource(dg.ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         if read_only and not path.exists():
             raise FileNotFoundError(f"Warehouse {path} does not exist yet: materialize the ingest assets first.")
-        conn = duckdb.connect(str(path), read_only=read_only)
+        conn = connect(path, read_only=read_only)
         try:
             yield conn
         finally:

@@ -14,7 +14,9 @@ from sklearn.metrics import roc_auc_score
 from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
 from ml.encoder.device import resolve_device
 from ml.encoder.model import InterestEncoder, ModelSizes
-from ml.encoder.next_item import fit_next_item, hit_and_ndcg_at_k, rank_targets
+from ml.encoder.next_item import (
+    TrainingWindows, fit_next_item, hit_and_ndcg_at_k, left_align, rank_targets, training_windows,
+)
 from ml.encoder.sequences import EventIndex
 from ml.encoder.vocab import ITEM_NAMESPACE, hash_ids
 
@@ -209,8 +211,9 @@ def test_next_item_learns_a_successor_rule():
     histories = np.stack([np.arange(s, s + max_len) for s in starts])
     targets = starts + max_len
     config = dataclasses.replace(SMALL, max_len=max_len, max_epochs=8, batch_size=64, lr=5e-3)
-    model, result = fit_next_item(histories[:500], targets[:500], n_items, histories[500:], targets[500:],
-                                  config, progress=False)
+    walks = np.concatenate([histories[:500], targets[:500, None]], axis=1)  # each training user's items
+    windows = TrainingWindows(inputs=walks[:, :-1], targets=walks[:, 1:])
+    model, result = fit_next_item(windows, n_items, histories[500:], targets[500:], config, progress=False)
     ranks = rank_targets(model, histories[500:], targets[500:], n_items, resolve_device("cpu"))
     hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
     assert hit > 0.8 and ndcg > 0.5, (hit, ndcg)
@@ -221,3 +224,37 @@ def test_hit_and_ndcg_definitions():
     hit, ndcg = hit_and_ndcg_at_k(np.array([0, 1, 9, 10]), 10)  # 0-based rank of the target
     assert hit == pytest.approx(0.75)
     assert ndcg == pytest.approx((1 + 1 / np.log2(3) + 1 / np.log2(11)) / 4)
+
+
+def test_training_windows_supervise_every_pair_once_with_enough_context():
+    # Two users: items 1..13 (train end 13, exclusive) and 21..23; window 6, stride 3.
+    items = np.array([0, *range(1, 14), *range(21, 24)])
+    windows = training_windows(items, user_start=np.array([1, 14]), user_train_end=np.array([14, 17]), max_len=6)
+    pairs = []
+    for inputs, targets in zip(windows.inputs, windows.targets):
+        for position in np.flatnonzero(targets):
+            pairs.append((inputs[position], targets[position], position + 1))  # (last input, next, context)
+    assert sorted((a, b) for a, b, _ in pairs) == [(i, i + 1) for i in range(1, 13)] + [(21, 22), (22, 23)]
+    # Beyond a user's first window, every supervised pair sees at least half a window of history.
+    assert all(context >= 3 or last < 4 or last in (21, 22) for last, _, context in pairs)
+
+
+def test_causal_outputs_never_see_later_items():
+    torch.manual_seed(0)
+    model = InterestEncoder(ModelSizes(item_buckets=30, category_buckets=1, brand_buckets=1, event_type_tokens=1,
+                                       gap_buckets=1, max_len=6, d_model=16, n_heads=2, n_layers=2, dropout=0.0)).eval()
+    items = torch.tensor([[3, 7, 9, 11, 0, 0]])
+    changed = items.clone()
+    changed[0, 3] = 20  # a later item differs
+    zeros = torch.zeros_like(items)
+    run = lambda x: model.encode_causal(x, zeros, zeros, zeros, zeros, x > 0)  # noqa: E731
+    with torch.no_grad():
+        before, after = run(items), run(changed)
+    torch.testing.assert_close(before[0, :3], after[0, :3])
+    assert not torch.allclose(before[0, 3], after[0, 3])
+    assert torch.isfinite(before).all()  # padded positions do not produce NaN
+
+
+def test_left_align_moves_padding_to_the_right():
+    aligned, counts = left_align(np.array([[0, 0, 5, 6], [1, 2, 3, 4], [0, 0, 0, 0]]))
+    assert aligned.tolist() == [[5, 6, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0]] and counts.tolist() == [2, 4, 0]

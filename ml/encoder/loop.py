@@ -44,8 +44,13 @@ def train_with_early_stopping(
     device_choice: DeviceChoice,
     progress: bool = True,
     description: str = "encoder",
+    examples_per_epoch: int | None = None,
 ) -> LoopResult:
-    """Train `model` in place; on return it holds the weights of the best validation epoch."""
+    """Train `model` in place; on return it holds the weights of the best validation epoch.
+
+    Throughput counts `examples_per_epoch` (default: rows of `train_tensors`), e.g. the supervised
+    positions when each row is a window with a loss at many positions.
+    """
     model.to(device_choice.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n_examples = len(next(iter(train_tensors.values())))
@@ -70,7 +75,7 @@ def train_with_early_stopping(
             bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n_examples):.4f}")
         epoch_seconds = time.perf_counter() - started
         result.train_seconds += epoch_seconds
-        result.train_examples += n_examples
+        result.train_examples += n_examples if examples_per_epoch is None else examples_per_epoch
         result.epochs_run = epoch
         model.eval()
         with torch.no_grad():

@@ -50,13 +50,14 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """`attn_mask`: bool, True where a query may attend a key, broadcastable to [B, heads, T, T]."""
         batch, length, width = x.shape
         q, k, v = self.qkv(self.ln_attn(x)).split(width, dim=2)
         q, k, v = (t.view(batch, length, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
         # No dropout on attention probabilities: on CPU it draws a [B, heads, T, T] random mask per
         # layer (a large share of step time); residual and embedding dropout regularize instead.
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         x = x + self.drop(self.proj(attended.transpose(1, 2).reshape(batch, length, width)))
         return x + self.drop(self.mlp(self.ln_mlp(x)))
 
@@ -99,8 +100,25 @@ class InterestEncoder(nn.Module):
         x = self.drop(x + self.position(torch.arange(length, -1, -1, device=item.device)))
         key_mask = torch.cat([valid.bool(), torch.ones(batch, 1, dtype=torch.bool, device=item.device)], dim=1)
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = block(x, key_mask[:, None, None, :])
         return self.ln_out(x[:, -1])
+
+    def encode_causal(self, item, category, brand, event_type, gap, valid) -> torch.Tensor:
+        """[B, L] left-ALIGNED tokens (padding on the right) -> [B, L, d]: the output at position t is
+        the interest embedding after events 0..t, never looking at later ones (SASRec's training).
+
+        One pass supervises every position of a window, so next-item training costs one forward per
+        window instead of one per prefix. Positions count from the window's first event.
+        """
+        batch, length = item.shape
+        tokens = self.item(item) + self.category(category) + self.brand(brand) + self.event_type(event_type) + self.gap(gap)
+        x = self.drop(tokens + self.position(torch.arange(length, device=item.device)))
+        causal = torch.ones(length, length, dtype=torch.bool, device=item.device).tril()
+        # Every query keeps itself as a key, so padded positions never see an all-masked row (NaN).
+        attn_mask = (causal & valid.bool()[:, None, :]) | torch.eye(length, dtype=torch.bool, device=item.device)
+        for block in self.blocks:
+            x = block(x, attn_mask[:, None, :, :])
+        return self.ln_out(x)
 
     def embed_targets(self, ad, category, brand) -> torch.Tensor:
         """Ads (or catalog items) -> [N, d], in the same space as the user embedding."""

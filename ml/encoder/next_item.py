@@ -1,5 +1,9 @@
-"""Next-item prediction with the same InterestEncoder: scores = user_emb @ item_embeddings.T with
-cross-entropy over the whole catalog (SASRec/RecBole 'CE' setting), plus HR@K / NDCG@K.
+"""Next-item prediction with the same InterestEncoder, trained as SASRec is: causal attention over
+windows of a user's history with a cross-entropy loss over the whole catalog at every position
+(RecBole's 'CE' setting), plus HR@K / NDCG@K with full ranking.
+
+Each (prefix -> next item) pair is supervised once per epoch, as with RecBole's prefix
+augmentation, but one forward pass covers a whole window of pairs instead of one pair.
 
 Items here are dense indices 1..n_items (0 = padding) rather than hashed buckets, so that ranking
 over "all items" has exactly one embedding per item, as RecBole does.
@@ -24,15 +28,64 @@ def next_item_model(n_items: int, config: EncoderConfig) -> InterestEncoder:
     return InterestEncoder(sizes)
 
 
-def history_tensors(histories: np.ndarray) -> dict[str, torch.Tensor]:
-    """Left-padded item histories [N, L] -> encoder inputs (items only, other fields padding)."""
-    item = torch.from_numpy(np.ascontiguousarray(histories, dtype=np.int64))
+@dataclasses.dataclass(frozen=True)
+class TrainingWindows:
+    """Left-aligned item windows [W, L] and the next item at each position (0 = no loss there)."""
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return int((self.targets > 0).sum())
+
+
+def training_windows(items: np.ndarray, user_start: np.ndarray, user_train_end: np.ndarray,
+                     max_len: int) -> TrainingWindows:
+    """Cut each user's training items `items[start:end]` into windows of `max_len` with stride
+    max_len // 2; every (item p -> item p+1) pair is supervised in exactly one window.
+
+    A window after the user's first one only supervises its second half: its first half was
+    supervised in the previous window, where those positions had more context. So every pair sees
+    at least max_len // 2 earlier items (or all of them near the start), up to max_len.
+    """
+    half = max(1, max_len // 2)
+    pairs = np.maximum(user_train_end - user_start - 1, 0)  # inputs start..end-2, each with a next item
+    per_user = -(-pairs // half)  # ceil
+    owner = np.repeat(np.arange(len(user_start)), per_user)
+    rank_in_user = np.arange(len(owner)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+    window_start = user_start[owner] + rank_in_user * half
+    positions = window_start[:, None] + np.arange(max_len)[None, :]
+    has_pair = positions < (user_train_end[owner] - 1)[:, None]
+    supervised = has_pair & ((rank_in_user == 0)[:, None] | (np.arange(max_len) >= half)[None, :])
+    safe = np.where(has_pair, positions, 0)
+    inputs = np.where(has_pair, items[safe], 0)
+    targets = np.where(supervised, items[np.minimum(safe + 1, len(items) - 1)], 0)
+    return TrainingWindows(inputs=inputs.astype(np.int64), targets=targets.astype(np.int64))
+
+
+def _sequence_inputs(item: torch.Tensor) -> dict[str, torch.Tensor]:
     zeros = torch.zeros_like(item)
     return {"item": item, "category": zeros, "brand": zeros, "event_type": zeros, "gap": zeros, "valid": item > 0}
 
 
-def catalog_scores(model: InterestEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    user = model.encode(**batch)
+def left_align(histories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded [N, L] -> (left-aligned [N, L], number of items per row)."""
+    histories = np.asarray(histories)
+    length = histories.shape[1]
+    counts = (histories > 0).sum(1)
+    index = (np.arange(length)[None, :] + (length - counts)[:, None]) % length
+    aligned = np.take_along_axis(histories, index, axis=1)
+    return np.where(np.arange(length)[None, :] < counts[:, None], aligned, 0), counts
+
+
+def user_vectors(model: InterestEncoder, aligned: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """The causal output after each row's last item: the user's next-item query."""
+    outputs = model.encode_causal(**_sequence_inputs(aligned))
+    last = (counts - 1).clamp(min=0)
+    return outputs[torch.arange(len(aligned), device=aligned.device), last]
+
+
+def catalog_scores(model: InterestEncoder, user: torch.Tensor) -> torch.Tensor:
     catalog = model.item.weight  # category/brand are padding here, so the target tower is the id table
     scores = model.next_item_scores(user, catalog).float()
     scores[:, 0] = float("-inf")  # the padding index is never a candidate
@@ -43,19 +96,22 @@ def rank_targets(model: InterestEncoder, histories: np.ndarray, targets: np.ndar
                  device_choice: DeviceChoice, seen: np.ndarray | None = None, batch_size: int = 1024) -> np.ndarray:
     """0-based rank of each target among all items (items scoring strictly higher come first).
 
-    `seen` [N, S] zero-padded: items to drop from the ranking (the target itself is never dropped).
+    `histories` [N, L] left-padded; `seen` [N, S] zero-padded: items to drop from the ranking (the
+    target itself is never dropped).
     """
     model.eval()
-    inputs = history_tensors(histories)
+    aligned, counts = left_align(histories)
+    aligned_t, counts_t = torch.from_numpy(aligned.astype(np.int64)), torch.from_numpy(counts.astype(np.int64))
     ranks = []
     with torch.no_grad(), device_choice.autocast():
         for start in range(0, len(targets), batch_size):
-            batch = {k: v[start:start + batch_size].to(device_choice.device) for k, v in inputs.items()}
-            scores = catalog_scores(model, batch)
-            target = torch.from_numpy(targets[start:start + batch_size]).long().to(scores.device)
+            rows = slice(start, start + batch_size)
+            user = user_vectors(model, aligned_t[rows].to(device_choice.device), counts_t[rows].to(device_choice.device))
+            scores = catalog_scores(model, user)
+            target = torch.from_numpy(targets[rows]).long().to(scores.device)
             target_score = scores.gather(1, target[:, None])
             if seen is not None:
-                seen_rows = torch.from_numpy(seen[start:start + batch_size]).long().to(scores.device)
+                seen_rows = torch.from_numpy(seen[rows]).long().to(scores.device)
                 scores.scatter_(1, seen_rows, float("-inf"))
                 scores[:, 0] = float("-inf")
             ranks.append((scores > target_score).sum(1).cpu())
@@ -69,18 +125,25 @@ def hit_and_ndcg_at_k(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     return float(hits.mean()), float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
 
 
-def fit_next_item(train_histories: np.ndarray, train_targets: np.ndarray, n_items: int,
-                  val_histories: np.ndarray, val_targets: np.ndarray, config: EncoderConfig,
-                  progress: bool = True) -> tuple[InterestEncoder, LoopResult]:
-    """Train on (history, next item) pairs; keep the epoch with the best validation NDCG@10."""
+def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndarray, val_targets: np.ndarray,
+                  config: EncoderConfig, progress: bool = True) -> tuple[InterestEncoder, LoopResult]:
+    """Train on causal windows; keep the epoch with the best validation NDCG@10.
+
+    `config.batch_size` counts (prefix, next item) pairs per step, as RecBole's batch counts
+    augmented sequences; a step takes about that many pairs' worth of windows.
+    """
     torch.manual_seed(config.seed)
     device_choice = resolve_device(config.device, config.precision)
     model = next_item_model(n_items, config)
-    train_tensors = {**history_tensors(train_histories), "target": torch.from_numpy(train_targets.astype(np.int64))}
+    pairs_per_window = max(windows.n_pairs / max(len(windows.inputs), 1), 1.0)
+    windows_per_step = max(1, round(config.batch_size / pairs_per_window))
+    train_tensors = {"item": torch.from_numpy(windows.inputs), "target": torch.from_numpy(windows.targets)}
 
     def loss_fn(model: InterestEncoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        target = batch.pop("target")
-        return F.cross_entropy(catalog_scores(model, batch), target)
+        target = batch["target"]
+        outputs = model.encode_causal(**_sequence_inputs(batch["item"]))
+        supervised = target > 0
+        return F.cross_entropy(catalog_scores(model, outputs[supervised]), target[supervised])
 
     def validate(model: InterestEncoder) -> dict[str, float]:
         hit, ndcg = hit_and_ndcg_at_k(rank_targets(model, val_histories, val_targets, n_items, device_choice), 10)
@@ -88,7 +151,8 @@ def fit_next_item(train_histories: np.ndarray, train_targets: np.ndarray, n_item
 
     result = train_with_early_stopping(
         model, train_tensors, loss_fn, validate, "val_ndcg@10",
-        batch_size=config.batch_size, lr=config.lr, max_epochs=config.max_epochs, patience=config.patience,
+        batch_size=windows_per_step, lr=config.lr, max_epochs=config.max_epochs, patience=config.patience,
         seed=config.seed, device_choice=device_choice, progress=progress, description="next-item encoder",
+        examples_per_epoch=windows.n_pairs,
     )
     return model, result

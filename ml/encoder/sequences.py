@@ -58,7 +58,11 @@ class EventIndex:
     def from_event_stream(cls, event_stream: pd.DataFrame, config: EncoderConfig) -> "EventIndex":
         user_codes, user_keys = pd.factorize(event_stream["user_key"].astype(str), sort=True)
         ts_ns = _to_ns(event_stream["ts"])
-        order = np.lexsort((ts_ns, user_codes))  # stable: ties keep their input order
+        # Ties in ts are broken by event type and id, so the order never depends on how the
+        # warehouse happened to return the rows.
+        tie_breakers = [pd.factorize(event_stream[column], sort=True)[0] for column in ("event_id", "event_type")
+                        if column in event_stream]
+        order = np.lexsort((*tie_breakers, ts_ns, user_codes))
         n = len(event_stream)
         ad_ids = event_stream["ad_id"] if "ad_id" in event_stream else pd.Series([None] * n)
         item_tokens = hash_ids(event_stream["item_id"], config.item_buckets, ITEM_NAMESPACE)

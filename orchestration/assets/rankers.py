@@ -31,9 +31,12 @@ def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
         "from ml.encoder_impression_scores where as_of_date = ?", [day]
     ).df()
     ctr = join_encoder_features(
-        conn.sql("select * from main.ctr_training_set where conversion_label_final").df(), encoder_scores
+        # Ordered on read: the marts are sets, and LightGBM's bagging depends on row order.
+        conn.sql("select * from main.ctr_training_set where conversion_label_final order by impression_id").df(),
+        encoder_scores
     )
-    cvr = join_encoder_features(conn.sql("select * from main.cvr_training_set").df(), encoder_scores)
+    cvr = join_encoder_features(
+        conn.sql("select * from main.cvr_training_set order by impression_id").df(), encoder_scores)
     return ctr, cvr
 
 

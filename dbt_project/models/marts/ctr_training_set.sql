@@ -37,4 +37,3 @@ select
     conversion_label_final,
     {{ feature_column_names() | join(',\n    ') }}
 from featured
-order by impression_ts, impression_id

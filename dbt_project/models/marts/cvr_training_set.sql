@@ -3,4 +3,3 @@
 select *
 from {{ ref('ctr_training_set') }}
 where label_click and conversion_label_final
-order by impression_ts, impression_id

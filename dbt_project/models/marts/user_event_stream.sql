@@ -1,5 +1,6 @@
--- Behavior events plus ad clicks, one row per event, ordered by user and time. The encoder cuts
--- point-in-time sequences from it (everything strictly before a cut-off), so it stays a plain log.
+-- Behavior events plus ad clicks, one row per event. The encoder cuts point-in-time sequences from
+-- it (everything strictly before a cut-off), so it stays a plain log; readers order it themselves
+-- (user, ts, event id), a sort here would cost every build and guarantee nothing to a reader.
 with behavior as (
     select
         user_key,
@@ -40,4 +41,3 @@ ad_clicks as (
 select * from behavior
 union all
 select * from ad_clicks
-order by user_key, ts, event_id
