@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
 
-.PHONY: setup demo test ui mlflow-ui clean
+.PHONY: setup demo test ui mlflow-ui serve clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,9 @@ ui: setup
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui -h 0.0.0.0 -p 5000 --backend-store-uri \
 		"$$($(PY) -c 'from ml.settings import Settings; print(Settings.from_env().mlflow_tracking_uri)')"
+
+serve: setup
+	$(PY) -m serving --host 0.0.0.0 --port 8000
 
 clean:
 	rm -rf .data dbt_project/target

@@ -3,7 +3,6 @@ schedule under budgets, pacing, frequency caps, diversity and flight dates (ml/a
 import datetime as dt
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
 from ml.allocation import AllocationConfig
@@ -11,13 +10,11 @@ from ml.allocation.allocator import allocate
 from ml.allocation.candidates import retrieve_candidates
 from ml.allocation.constraints import validate_schedule
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
-from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
-from ml.rankers.features import ENCODER_FEATURES
+from ml.model_store import load_encoder
 from ml.registry import configure_mlflow
+from ml.scoring import RANKER_NAMES, ChampionScorer, read_level_factors
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
-from orchestration.assets.promotion import LEVEL_CORRECTIONS_TABLE
-from orchestration.assets.rankers import RANKER_NAMES
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
@@ -102,51 +99,6 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
     })
 
 
-def level_factors(conn) -> dict[tuple[str, str], float]:
-    """The latest off-policy level factor per (ranker, version), written by model_promotion."""
-    exists = conn.execute(
-        "select count(*) from information_schema.tables where table_schema = 'ml' and table_name = ?",
-        [LEVEL_CORRECTIONS_TABLE.split(".")[1]]).fetchall()[0][0]
-    if not exists:
-        return {}
-    rows = conn.sql(
-        f"select model_name, model_version, factor from {LEVEL_CORRECTIONS_TABLE} "
-        "qualify row_number() over (partition by model_name, model_version order by as_of_date desc) = 1"
-    ).fetchall()
-    return {(name, str(version)): float(factor) for name, version, factor in rows}
-
-
-def score_candidates(features: pd.DataFrame, event_stream: pd.DataFrame, as_of: pd.Timestamp,
-                     factors: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
-    """pCTR, pCVR and SHAP reasons from the champion rankers, each fed its own encoder's features.
-
-    Each probability is scaled by its ranker's off-policy level factor (1.0 when none was estimated):
-    candidates are pairs the logging policy mostly did not show, where the rankers predict too high.
-    """
-    factors = factors or {}
-    scored = features.copy()
-    pairs = features[["user_key", "ad_id"]]
-    encoder_scores_by_run: dict[str, pd.DataFrame] = {}  # both rankers usually share one encoder
-    for task, name in RANKER_NAMES.items():
-        ranker = load_ranker(name)
-        if ranker is None:
-            raise RuntimeError(f"No champion for {name}: materialize model_promotion first.")
-        encoder_run = encoder_run_of(ranker)
-        if encoder_run not in encoder_scores_by_run:
-            encoder_scores_by_run[encoder_run] = encoder_for_ranker(ranker).score_pairs(event_stream, pairs, as_of=as_of)
-        encoder_scores = encoder_scores_by_run[encoder_run]
-        inputs = features.drop(columns=ENCODER_FEATURES, errors="ignore").merge(
-            encoder_scores[["user_key", "ad_id", *ENCODER_FEATURES]], on=["user_key", "ad_id"], how="left")
-        factor = factors.get((name, str(ranker.version)), 1.0)
-        scored[f"p{task}"] = np.clip(ranker.predict(inputs) * factor, 0.0, 1.0)
-        scored[f"{task}_ranker_version"] = ranker.version
-        scored[f"{task}_level_factor"] = factor
-        if task == "ctr":
-            explained = ranker.explain(inputs, top_k=2)
-            scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
-    return scored
-
-
 SCHEDULE_CHECKS = {
     "budgets_caps_diversity_respected": ["budget", "user_ad_cap", "user_campaign_cap", "advertiser_diversity",
                                          "slots_per_user", "flight_dates"],
@@ -179,9 +131,9 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
         hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
         event_stream = conn.sql("select * from main.user_event_stream").df()
-        factors = level_factors(conn)
+        factors = read_level_factors(conn)
     configure_mlflow(settings)
-    candidates = score_candidates(features, event_stream, as_of=end_of_partition(context), factors=factors)
+    candidates = ChampionScorer.load(factors).score(features, event_stream, as_of=end_of_partition(context))
     campaigns = campaigns_of(ads)
     allocation_config = config.allocation()
     result = allocate(candidates, campaigns, user_hours, schedule_date, allocation_config, hourly_traffic=hourly_traffic)

@@ -7,18 +7,16 @@ import pandas as pd
 from ml.evaluation.metrics import auc
 from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
 from ml.rankers.features import ENCODER_FEATURES, labels_for
-from ml.rankers.off_policy import ips_level_factor
 from ml.rankers.mlflow_io import holdout_rows, holdout_score
+from ml.rankers.off_policy import ips_level_factor
 from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow, decide_promotion, version_by_alias
+from ml.scoring import LEVEL_CORRECTIONS_TABLE
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.encoder import ENCODER_MODEL_NAME
 from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
-
-
-LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"
 
 
 class HoldoutEncoderScores:

@@ -12,6 +12,7 @@ from ml.rankers.plots import save_report_plots
 from ml.rankers.report import build_ranker_report, report_metrics
 from ml.rankers.splits import split_by_day
 from ml.registry import configure_mlflow
+from ml.scoring import RANKER_NAMES
 from ml.simulator import GroundTruth
 from orchestration.assets.common import partition_day, run_tags
 from orchestration.assets.encoder import encoder_run_id
@@ -20,7 +21,6 @@ from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
 
-RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 PROMOTION_METRIC = "auc"
 ENCODER_ALONE = "interest_encoder_alone"
 

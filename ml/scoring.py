@@ -1,0 +1,76 @@
+"""Score (user, ad) pairs with the champion rankers, each fed the features of the encoder it was
+trained with, and scaled by its off-policy level factor. One code path for the daily schedule
+and the real-time service, so both score exactly alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
+from ml.rankers.features import ENCODER_FEATURES
+
+RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
+LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_promotion
+
+
+def read_level_factors(conn) -> dict[tuple[str, str], float]:
+    """The latest off-policy level factor per (ranker name, version); empty before any promotion."""
+    schema, table = LEVEL_CORRECTIONS_TABLE.split(".")
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                          [schema, table]).fetchall()[0][0]
+    if not exists:
+        return {}
+    rows = conn.sql(
+        f"select model_name, model_version, factor from {LEVEL_CORRECTIONS_TABLE} "
+        "qualify row_number() over (partition by model_name, model_version order by as_of_date desc) = 1"
+    ).fetchall()
+    return {(name, str(version)): float(factor) for name, version, factor in rows}
+
+
+@dataclass
+class ChampionScorer:
+    rankers: dict[str, RegisteredRanker]  # task -> champion
+    encoders: dict[str, object]  # encoder run id -> FittedEncoder
+    encoder_run_by_task: dict[str, str]
+    level_factors: dict[str, float]  # task -> factor (1.0 when none was estimated)
+
+    @classmethod
+    def load(cls, level_factors: dict[tuple[str, str], float] | None = None) -> "ChampionScorer":
+        """The champions of both rankers and their encoders; call ml.registry.configure_mlflow first.
+
+        `level_factors` maps (ranker name, version) to the factor model_promotion estimated.
+        """
+        rankers, encoders, runs = {}, {}, {}
+        for task, name in RANKER_NAMES.items():
+            ranker = load_ranker(name)
+            if ranker is None:
+                raise RuntimeError(f"No champion for {name}: materialize model_promotion first.")
+            rankers[task], runs[task] = ranker, encoder_run_of(ranker)
+            if runs[task] not in encoders:  # both rankers usually share one encoder
+                encoders[runs[task]] = encoder_for_ranker(ranker)
+        factors = {task: (level_factors or {}).get((ranker.name, str(ranker.version)), 1.0)
+                   for task, ranker in rankers.items()}
+        return cls(rankers, encoders, runs, factors)
+
+    def score(self, features: pd.DataFrame, event_stream: pd.DataFrame, as_of: pd.Timestamp,
+              explain: bool = True) -> pd.DataFrame:
+        """`features` holds the rankers' columns per (user_key, ad_id); adds pctr, pcvr, versions,
+        level factors and (with `explain`) the top two SHAP features of the CTR ranker."""
+        scored = features.copy()
+        pairs = features[["user_key", "ad_id"]]
+        encoder_scores = {run: encoder.score_pairs(event_stream, pairs, as_of=as_of)
+                          for run, encoder in self.encoders.items()}
+        for task, ranker in self.rankers.items():
+            inputs = features.drop(columns=ENCODER_FEATURES, errors="ignore").merge(
+                encoder_scores[self.encoder_run_by_task[task]][["user_key", "ad_id", *ENCODER_FEATURES]],
+                on=["user_key", "ad_id"], how="left")
+            factor = self.level_factors[task]
+            scored[f"p{task}"] = np.clip(ranker.predict(inputs) * factor, 0.0, 1.0)
+            scored[f"{task}_ranker_version"] = ranker.version
+            scored[f"{task}_level_factor"] = factor
+            if task == "ctr" and explain:
+                explained = ranker.explain(inputs, top_k=2)
+                scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
+        return scored
