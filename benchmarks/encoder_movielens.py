@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epoch budget for every model")
     parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="comma list; empty to skip RecBole")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout of our encoder")
+    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of our encoder (RecBole's: 1e-3)")
     parser.add_argument("--max-wall-clock-epochs", type=int, default=200,
                         help="cap for ours in the same-wall-clock setting (SASRec's training time)")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
@@ -182,7 +183,7 @@ def main() -> None:
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
-    rows = [run_ours(split, args.epochs, args.dropout)]
+    rows = [run_ours(split, args.epochs, args.dropout, lr=args.lr)]
     print(markdown_table(rows), flush=True)
     for model_name in filter(None, args.recbole_models.split(",")):
         rows.append(run_recbole(model_name, args.epochs, args.bench_venv / "bin" / "python"))
@@ -194,7 +195,7 @@ def main() -> None:
         budget_seconds = sasrec["train_seconds_per_epoch"] * sasrec["epochs"]
         wall_clock_epochs = min(args.max_wall_clock_epochs,
                                 max(args.epochs, int(budget_seconds // rows[0]["train_seconds_per_epoch"])))
-        rows.append(run_ours(split, wall_clock_epochs, args.dropout, patience=10,
+        rows.append(run_ours(split, wall_clock_epochs, args.dropout, patience=10, lr=args.lr,
                              label=f"InterestEncoder (ours, SASRec's {budget_seconds:.0f} s of training)"))
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
 

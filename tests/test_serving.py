@@ -88,7 +88,7 @@ def test_health_reports_the_champions(server):
     status, health = _call(f"{base}/health")
     assert status == 200
     for name in ("ctr_ranker", "cvr_ranker"):
-        assert health["models"][name] == MlflowClient().get_model_version_by_alias(name, "champion").version
+        assert health["models"][name] == str(MlflowClient().get_model_version_by_alias(name, "champion").version)
 
 
 def test_fresh_events_rerank_only_scheduled_ads_and_land_for_the_next_run(server):
