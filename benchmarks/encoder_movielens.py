@@ -95,7 +95,7 @@ def windows(items: np.ndarray, user_start: np.ndarray, target_pos: np.ndarray, m
     return np.where(valid, items[np.where(valid, positions, 0)], 0)
 
 
-def leave_one_out_split(interactions, max_len: int = MAX_LEN) -> LeaveOneOutSplit:
+def leave_one_out_split(interactions, max_len: int = MAX_LEN, stride: int | None = None) -> LeaveOneOutSplit:
     """Per user, by time: last item = test, second last = validation, every earlier one a training
     target (the same (prefix -> item) pairs as RecBole's sequential data augmentation, grouped into
     causal windows).
@@ -109,7 +109,7 @@ def leave_one_out_split(interactions, max_len: int = MAX_LEN) -> LeaveOneOutSpli
     longest = int((test_pos - user_start).max())
     return LeaveOneOutSplit(
         n_items=int(item_codes.max()),
-        train_windows=training_windows(item_codes, user_start, user_end - 2, max_len),
+        train_windows=training_windows(item_codes, user_start, user_end - 2, max_len, stride),
         valid_histories=windows(item_codes, user_start, valid_pos, max_len), valid_targets=item_codes[valid_pos],
         test_histories=windows(item_codes, user_start, test_pos, max_len), test_targets=item_codes[test_pos],
         test_seen=windows(item_codes, user_start, test_pos, longest),
@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epoch budget for every model")
     parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="comma list; empty to skip RecBole")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout of our encoder")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="causal window stride for ours (default max_len // 2: 25 items of guaranteed context)")
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of our encoder (RecBole's: 1e-3)")
     parser.add_argument("--max-wall-clock-epochs", type=int, default=200,
                         help="cap for ours in the same-wall-clock setting (SASRec's training time)")
@@ -179,7 +181,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
     args = parser.parse_args()
 
-    split = leave_one_out_split(load_ml100k_interactions())
+    split = leave_one_out_split(load_ml100k_interactions(), stride=args.stride)
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)

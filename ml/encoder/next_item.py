@@ -40,23 +40,25 @@ class TrainingWindows:
 
 
 def training_windows(items: np.ndarray, user_start: np.ndarray, user_train_end: np.ndarray,
-                     max_len: int) -> TrainingWindows:
-    """Cut each user's training items `items[start:end]` into windows of `max_len` with stride
-    max_len // 2; every (item p -> item p+1) pair is supervised in exactly one window.
+                     max_len: int, stride: int | None = None) -> TrainingWindows:
+    """Cut each user's training items `items[start:end]` into windows of `max_len` every `stride`
+    items (default max_len // 2); every (item p -> item p+1) pair is supervised in exactly one window.
 
-    A window after the user's first one only supervises its second half: its first half was
-    supervised in the previous window, where those positions had more context. So every pair sees
-    at least max_len // 2 earlier items (or all of them near the start), up to max_len.
+    A window after the user's first one only supervises its last `stride` positions: the earlier
+    ones were supervised in previous windows. So every pair sees at least max_len - stride earlier
+    items (or all of them near the start of the history), up to max_len. A smaller stride buys
+    more context per pair with more windows (more compute) per epoch.
     """
-    half = max(1, max_len // 2)
+    stride = max(1, min(stride or max_len // 2, max_len))
     pairs = np.maximum(user_train_end - user_start - 1, 0)  # inputs start..end-2, each with a next item
-    per_user = -(-pairs // half)  # ceil
+    # The first window covers max_len pairs, each later one `stride` more.
+    per_user = np.where(pairs > 0, 1 + -(-np.maximum(pairs - max_len, 0) // stride), 0)
     owner = np.repeat(np.arange(len(user_start)), per_user)
     rank_in_user = np.arange(len(owner)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
-    window_start = user_start[owner] + rank_in_user * half
+    window_start = user_start[owner] + rank_in_user * stride
     positions = window_start[:, None] + np.arange(max_len)[None, :]
     has_pair = positions < (user_train_end[owner] - 1)[:, None]
-    supervised = has_pair & ((rank_in_user == 0)[:, None] | (np.arange(max_len) >= half)[None, :])
+    supervised = has_pair & ((rank_in_user == 0)[:, None] | (np.arange(max_len) >= max_len - stride)[None, :])
     safe = np.where(has_pair, positions, 0)
     inputs = np.where(has_pair, items[safe], 0)
     targets = np.where(supervised, items[np.minimum(safe + 1, len(items) - 1)], 0)
