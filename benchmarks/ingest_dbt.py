@@ -89,10 +89,7 @@ def bare_stage(landing_dir: Path, warehouse: Path, preserve_insertion_order: boo
 
 
 def ingest_stage(landing_dir: Path, warehouse: Path, days: list[str]) -> dict:
-    import duckdb
-
     from ml.ingest import ingest_day
-
     from ml.warehouse import connect
 
     started = time.perf_counter()
