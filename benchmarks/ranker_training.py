@@ -55,7 +55,7 @@ def main() -> None:
     rows.append(("logistic regression (sklearn)", wall, wall, None,
                  auc(test["label_click"], scores), logloss(test["label_click"], scores)))
 
-    print(f"\n| model | train rows | booster/fit s | fit_ranker wall s | rounds | test AUC | test logloss |")
+    print("\n| model | train rows | booster/fit s | fit_ranker wall s | rounds | test AUC | test logloss |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, fit_seconds, wall_seconds, rounds, test_auc, test_logloss in rows:
         print(f"| {label} | {len(train):,} | {fit_seconds:.1f} | {wall_seconds:.1f} | {rounds or '-'} | "

@@ -1,5 +1,4 @@
 """The code location loads, and every asset is described, grouped and wired into jobs."""
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
