@@ -10,7 +10,7 @@ import pytest
 from ml.evaluation.metrics import auc, ece
 from ml.rankers import FeatureSpec, fit_ranker, join_encoder_features, split_by_day
 from ml.rankers.baselines import LogisticRegressionBaseline, MatrixFactorizationBaseline, PopularityBaseline
-from ml.rankers.comparison import LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, compare_rankers
+from ml.rankers.comparison import LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, ORACLE_DAY_AHEAD, compare_rankers
 from ml.rankers.plots import save_report_plots
 from ml.rankers.report import build_ranker_report
 from ml.rankers.synthetic import clicked, synthetic_impressions
@@ -127,10 +127,14 @@ def test_learned_baselines_beat_chance_on_ctr(days):
 
 def test_report_has_every_model_and_task_and_plots(days, tmp_path):
     train, valid, test = days
+    # The synthetic truth has no session intent, so its day-ahead oracle is the same probability.
+    test = test.assign(day_ahead_pctr=test["true_pctr"], day_ahead_pcvr=test["true_pcvr"])
     comparison = compare_rankers(train, valid, test, include_matrix_factorization=False)
     report = build_ranker_report(test, comparison.predictions)
     assert set(report["task"]) == {"ctr", "cvr", "ctcvr"}
-    assert {LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, "popularity", "logistic_regression"} <= set(report["model"])
+    assert {LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, ORACLE_DAY_AHEAD, "popularity", "logistic_regression"} \
+        <= set(report["model"])
+    assert report["auc_se"].between(0, 0.1).all()
     by_key = report.set_index(["model", "task"])
     assert by_key.loc[(LIGHTGBM, "cvr"), "rows"] == int(test["label_click"].sum())
     assert by_key.loc[(LIGHTGBM, "ctcvr"), "positives"] == int((test["label_click"] & test["label_conversion"]).sum())
