@@ -4,6 +4,7 @@ latest day, and print a summary. `python -m orchestration.demo --help`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import resource
 import sys
@@ -40,7 +41,11 @@ def ensure_simulated_data(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
-    """Ingest every landed day (one run each), then the whole graph for the latest day."""
+    """Ingest every landed day (one run each), then the whole graph for the latest day.
+
+    dbt's own log lines (which dagster-dbt re-emits on stdout) go to a file, so the console keeps
+    the progress bars, warnings and the summary; every step's log is also in the runs, in the UI.
+    """
     from orchestration.automation import landed_days
     from orchestration.backfill import run_partitions
 
@@ -48,9 +53,13 @@ def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
     days = landed_days(settings)
     if not days:
         raise SystemExit(f"No landing files under {settings.landing_dir}.")
-    print(f"Ingesting {len(days) - 1} days of history, then the whole graph for {days[-1]} ...", flush=True)
-    run_partitions("ingest_job", days[:-1], instance)
-    run_partitions("daily_pipeline", days[-1:], instance)
+    tool_log = settings.data_root / "logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    tool_log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Ingesting {len(days) - 1} days of history, then the whole graph for {days[-1]} "
+          f"(dbt output: {tool_log}) ...", flush=True)
+    with tool_log.open("w") as log, contextlib.redirect_stdout(log):
+        run_partitions("ingest_job", days[:-1], instance)
+        run_partitions("daily_pipeline", days[-1:], instance)
     return days[-1], days
 
 

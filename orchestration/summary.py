@@ -95,5 +95,6 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     print(f"Schedules:  {settings.data_root / 'schedules'}")
     print(f"MLflow:     {settings.mlflow_tracking_uri}  (make mlflow-ui)")
     print(f"Dagster:    {settings.dagster_home}  (make ui)")
+    print("Serving:    make serve  (re-ranks this schedule from fresh events; see README)")
     print(f"Wall time:  {wall_seconds:,.0f} s   peak memory: {peak_gib:.2f} GiB")
     print("=" * 72)
