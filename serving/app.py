@@ -10,7 +10,7 @@ from ml.settings import Settings
 from serving.events import EventBatch, contract_frames, write_landing_files
 from serving.live import LiveEvents
 from serving.rerank import rerank
-from serving.snapshot import USER_KEY_PATTERN, Snapshot
+from serving.snapshot import USER_KEY_PATTERN, Snapshot, WarehouseBusy
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -73,8 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
                 "landing_files": [str(path.relative_to(settings.landing_dir)) for path in files]}
 
     @app.post("/reload", summary="Load the latest schedule, champions and event stream again")
-    def reload() -> dict:
-        fresh = Snapshot.load(settings)  # requests keep being answered from the old one meanwhile
+    def reload(wait_seconds: float = Query(10.0, ge=0, le=600, description="how long to wait for a "
+                                            "writer (the daily run) to release the warehouse")) -> dict:
+        try:  # requests keep being answered from the current snapshot meanwhile
+            fresh = Snapshot.load(settings, wait_seconds=wait_seconds)
+        except WarehouseBusy as error:
+            raise HTTPException(503, f"{error}; still serving the snapshot loaded at "
+                                     f"{state['snapshot'].loaded_at.isoformat()}, retry later") from error
         with lock:  # no event is accepted between rebasing and the swap
             state["live"], state["snapshot"] = state["live"].rebased(fresh), fresh
         return health()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -32,6 +34,25 @@ def latest_schedule_path(settings: Settings) -> Path:
     if not paths:
         raise FileNotFoundError(f"No schedule under {settings.data_root / 'schedules'}: run `make demo` first.")
     return paths[-1]
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process (the daily run) holds the warehouse's write lock."""
+
+
+def open_read_only(path: Path, wait_seconds: float):
+    """A read-only connection, waiting up to `wait_seconds` for a writer to let go of the file."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return connect(path, read_only=True)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{path} is locked by another process (a daily run writing?); "
+                                    f"waited {wait_seconds:.0f} s") from error
+            time.sleep(0.5)
 
 
 def is_in_sorted(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -84,11 +105,12 @@ class Snapshot:
     loaded_at: pd.Timestamp
 
     @classmethod
-    def load(cls, settings: Settings) -> "Snapshot":
+    def load(cls, settings: Settings, wait_seconds: float = 300.0) -> "Snapshot":
+        """Everything in memory; the warehouse is open read-only only inside this call."""
         path = latest_schedule_path(settings)
         schedule = pd.read_parquet(path)
         schedule_date = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with open_read_only(settings.warehouse_path, wait_seconds) as conn:
             features = conn.execute(
                 "select * exclude (pctr, pcvr) from ml.scored_candidates where schedule_date = ?",
                 [schedule_date]).df()

@@ -252,6 +252,10 @@ def test_posted_events_land_in_the_contract_and_the_ingest_takes_them_all(server
         loaded = {r.table: sum(f.rows_accepted for f in r.files) for r in reports}
         quarantined = conn.execute("select count(*) from raw.quarantine where partition_date = ?",
                                    [schedule_day]).fetchall()[0][0]
+        # While a writer holds the file, a reload waits briefly, then says so; serving goes on.
+        status, busy = _call(f"{base}/reload?wait_seconds=1", {}, method="POST")
+        assert status == 503 and "locked" in busy["detail"]
+        assert _call(f"{base}/health")[1]["loaded_at"] == health["loaded_at"]
     assert loaded == posted and quarantined == 0
 
     # Reloading reads the warehouse again (read-only, then closed). The ingested events are not in
