@@ -36,7 +36,8 @@ def remaining_plan(planned: pd.DataFrame, delivered: dict[int, int]) -> pd.DataF
 def _reason(row, fresh_events: int) -> str:
     why = str(row["planned_reason"]).split("; top features:")[0]
     if fresh_events:
-        change = f"{fresh_events} fresh event{'' if fresh_events == 1 else 's'}: value {row['value']:.4f} vs {row['planned_value']:.4f} planned"
+        events = f"{fresh_events} fresh event" + ("" if fresh_events == 1 else "s")
+        change = f"{events}: value {row['value']:.4f} vs {row['planned_value']:.4f} planned"
     else:
         change = f"no fresh events: value {row['value']:.4f} as planned"
     return f"{why}; {change}; top features: {row['top_features']}"
