@@ -225,6 +225,47 @@ def test_a_user_without_a_schedule_gets_an_empty_list_with_a_reason(server):
     assert response["ads"] == [] and "no ads scheduled" in response["reason"] and response["fresh_events"] == 2
 
 
+def _landed(settings, table: str, day: dt.date) -> pd.DataFrame:
+    frame = pd.concat(pd.read_parquet(p) for p in settings.landing_partition_dir(table, day).glob("part-*.parquet"))
+    frame = frame[[c for c in frame.columns if c != "date"]]
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pipeline):
+    """Live path vs dbt path: the last day's behavior events and ad clicks, posted as contract rows,
+    give the same sequences, hence the same scores, as the event stream dbt built from them."""
+    settings, *_ = pipeline
+    from serving.events import EventBatch, contract_frames, stream_rows
+    from serving.rerank import rerank
+    from serving.snapshot import Snapshot
+
+    snapshot = Snapshot.load(settings)
+    last_day = snapshot.schedule_date - dt.timedelta(days=1)
+    behavior, ad_events = _landed(settings, "behavior_events", last_day), _landed(settings, "ad_events", last_day)
+    compared = 0
+    for user_key in snapshot.schedule["user_key"].unique():
+        events = snapshot.user_events(user_key)
+        recent = events[events["ts"] >= pd.Timestamp(last_day)]
+        clicks = recent[recent["event_type"] == "ad_click"]
+        if clicks.empty:
+            continue
+        batch = EventBatch(
+            behavior_events=behavior[behavior["event_id"].isin(recent["event_id"])
+                                     & ~behavior["event_id"].isin(clicks["event_id"])].to_dict("records"),
+            ad_events=ad_events[ad_events["event_id"].isin(clicks["event_id"])].to_dict("records"))
+        posted = stream_rows(contract_frames(batch), settings.pseudonym_salt, snapshot.ad_catalog)
+        assert len(posted) == len(recent)
+        live = pd.concat([events[events["ts"] < pd.Timestamp(last_day)], posted], ignore_index=True)
+        from_warehouse = rerank(snapshot, user_key, events, 0, {}, k=50).ads
+        from_live = rerank(snapshot, user_key, live, 0, {}, k=50).ads
+        pd.testing.assert_frame_equal(from_live[["ad_id", "pctr", "pcvr", "value"]],
+                                      from_warehouse[["ad_id", "pctr", "pcvr", "value"]])
+        compared += 1
+        if compared == 5:
+            break
+    assert compared > 0, "no user clicked an ad on the last day"
+
+
 def test_posted_events_land_in_the_contract_and_the_ingest_takes_them_all(server):
     """The feedback loop, while the service runs: it does not hold the warehouse (a writer opens
     it), and the daily ingest loads every posted event with nothing quarantined."""
