@@ -16,12 +16,12 @@ from serving.snapshot import USER_KEY_PATTERN, Snapshot, WarehouseBusy
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="adflow serving", description="Re-ranks the daily schedule from fresh events; events "
                   "posted here land as files for the next daily run.")
-    snapshot = Snapshot.load(settings)
-    state = {"snapshot": snapshot, "live": LiveEvents(settings.pseudonym_salt)}
+    # One reference to swap: a request sees a snapshot with the live events that go with it.
+    state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_salt))}
     lock = threading.Lock()  # posted events are added, and snapshots swapped, one at a time
 
     def health() -> dict:
-        current, live = state["snapshot"], state["live"]
+        current, live = state["current"]
         return {"status": "ok", "schedule_date": current.schedule_date.isoformat(),
                 "models": current.model_versions(), "level_factors": current.scorer.level_factors,
                 "scheduled_users": len(current.schedule_offsets), "scheduled_rows": len(current.schedule),
@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     def user_ads(user: str, hour: int | None = Query(None, ge=0, le=23, description="only ads planned for this hour"),
                  k: int = Query(4, ge=1, le=100, description="at most this many ads")) -> dict:
         started = time.perf_counter()
-        current, live = state["snapshot"], state["live"]
+        current, live = state["current"]
         if not (USER_KEY_PATTERN.match(user) or user.lstrip("-").isdigit()):
             raise HTTPException(422, f"user must be a user_id (integer, as in the landing files) or a user_key "
                                      f"(32 hex characters, as in the warehouse), got {user!r}")
@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     def post_events(batch: EventBatch) -> dict:
         frames = contract_frames(batch)
         with lock:
-            current, live = state["snapshot"], state["live"]
+            current, live = state["current"]
             unknown_ads = sorted(set(frames["ad_events"]["ad_id"]) - set(current.ad_catalog.index))
             if unknown_ads:  # the ingest would quarantine them (unknown_ad): refuse them here instead
                 raise HTTPException(422, [{"loc": ["body", "ad_events", "ad_id"], "type": "unknown_ad",
@@ -79,9 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
             fresh = Snapshot.load(settings, wait_seconds=wait_seconds)
         except WarehouseBusy as error:
             raise HTTPException(503, f"{error}; still serving the snapshot loaded at "
-                                     f"{state['snapshot'].loaded_at.isoformat()}, retry later") from error
+                                     f"{state['current'][0].loaded_at.isoformat()}, retry later") from error
         with lock:  # no event is accepted between rebasing and the swap
-            state["live"], state["snapshot"] = state["live"].rebased(fresh), fresh
+            state["current"] = (fresh, state["current"][1].rebased(fresh))
         return health()
 
     return app

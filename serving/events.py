@@ -17,6 +17,7 @@ from ml.ingest.contract import get_contract
 from ml.settings import Settings, pseudonymize
 
 EVENT_TABLES = ("behavior_events", "ad_events")
+MAX_EVENTS_PER_TABLE = 10_000  # per request; larger deliveries belong in landing files
 ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "VARCHAR": pa.string(),
                "TIMESTAMP": pa.timestamp("us"), "DATE": pa.date32(), "BOOLEAN": pa.bool_()}
 STREAM_COLUMNS = ["user_key", "ts", "event_date", "event_type", "item_id", "category_id", "brand_id", "ad_id",
@@ -55,8 +56,8 @@ class AdEvent(BaseModel):
 class EventBatch(BaseModel):
     """Either list may be empty; each event follows its landing table's contract columns."""
     model_config = ConfigDict(extra="forbid")
-    behavior_events: list[BehaviorEvent] = []
-    ad_events: list[AdEvent] = []
+    behavior_events: list[BehaviorEvent] = Field(default=[], max_length=MAX_EVENTS_PER_TABLE)
+    ad_events: list[AdEvent] = Field(default=[], max_length=MAX_EVENTS_PER_TABLE)
 
 
 for _model, _table in ((BehaviorEvent, "behavior_events"), (AdEvent, "ad_events")):

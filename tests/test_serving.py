@@ -208,6 +208,10 @@ def test_bad_input_gets_a_422_with_a_reason_and_unknown_users_a_404(server, sche
          "event_type": "click", "slot": 1, "cost": 0.1}]})
     assert status == 422 and "424242" in error["detail"][0]["msg"]  # the ingest would quarantine it
 
+    one = {"event_id": 4, "user_id": 1, "ts": "2026-11-10T10:00:00", "event_type": "view", "item_id": 1}
+    status, error = _call(f"{base}/events", {"behavior_events": [one] * 10_001})
+    assert status == 422 and "10000" in error["detail"][0]["msg"]  # large deliveries go to landing files
+
     status, error = _call(f"{base}/users/1/ads")
     assert status == 404 and "unknown user 1" in error["detail"]
     assert _call(f"{base}/users/not-a-user/ads")[0] == 422
