@@ -32,7 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/users/{user}/ads", summary="The user's scheduled ads, re-ranked with the events seen up to now")
     def user_ads(user: str, hour: int | None = Query(None, ge=0, le=23, description="only ads planned for this hour"),
-                 k: int = Query(4, ge=1, le=100, description="at most this many ads")) -> dict:
+                 k: int = Query(4, ge=1, le=100, description="at most this many ads"),
+                 rescore: bool = Query(False, description="score with the champions even if nothing changed "
+                                       "since the schedule (the numbers are the same, only slower)")) -> dict:
         started = time.perf_counter()
         current, live = state["current"]
         if not (USER_KEY_PATTERN.match(user) or user.lstrip("-").isdigit()):
@@ -43,7 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"unknown user {user}: no events and no schedule for "
                                      f"{current.schedule_date} (user_key {user_key})")
         events, fresh = live.user_stream(current, user_key)
-        ranking = rerank(current, user_key, events, fresh, live.delivered(user_key, current.schedule_date), hour, k)
+        ranking = rerank(current, user_key, events, fresh, live.delivered(user_key, current.schedule_date), hour, k,
+                         rescore)
         reason = None
         if ranking.ads.empty:
             when = f" at hour {hour}" if hour is not None else ""
@@ -52,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         ads = ranking.ads.astype(object).where(ranking.ads.notna(), None).to_dict(orient="records")
         return {"user": user, "user_key": user_key, "schedule_date": current.schedule_date.isoformat(),
                 "hour": hour, "models": current.model_versions(), "fresh_events": ranking.fresh_events,
+                "rescored": ranking.rescored,
                 "sequence_as_of": ranking.as_of.isoformat(), "delivered_ads": ranking.used_up, "reason": reason,
                 "ads": ads, "latency_ms": round(1000 * (time.perf_counter() - started), 1)}
 

@@ -24,6 +24,7 @@ class Ranking:
     fresh_events: int  # events posted for the user since the snapshot was loaded
     used_up: list[int]  # scheduled ads whose planned impressions (in the hour asked) were all delivered
     as_of: pd.Timestamp  # sequences were cut strictly before this time
+    rescored: bool  # scored now by the champions (else the schedule's scores, nothing having changed)
 
 
 def remaining_plan(planned: pd.DataFrame, delivered: dict[int, int]) -> pd.DataFrame:
@@ -44,11 +45,12 @@ def _reason(row, fresh_events: int) -> str:
 
 
 def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events: int,
-           delivered: dict[int, int], hour: int | None = None, k: int = 4) -> Ranking:
+           delivered: dict[int, int], hour: int | None = None, k: int = 4, rescore: bool = False) -> Ranking:
     """The user's scheduled ads still to deliver (for `hour` if given), best fresh expected value first.
 
     `events` is the user's event stream including posted events; `delivered` the impressions per ad
-    already shown on the schedule date.
+    already shown on the schedule date. Without fresh events the schedule's own scores are
+    returned (same inputs, same models: the same numbers) unless `rescore`.
     """
     # Sequences are cut strictly before `as_of`: now means just after the latest event we know of.
     as_of = pd.Timestamp(snapshot.schedule_date)
@@ -60,10 +62,16 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     planned = remaining_plan(scheduled, delivered)
     used_up = sorted(set(scheduled["ad_id"]) - set(planned["ad_id"]))
     if planned.empty:
-        return Ranking(pd.DataFrame(columns=RESPONSE_COLUMNS), fresh_events, used_up, as_of)
+        return Ranking(pd.DataFrame(columns=RESPONSE_COLUMNS), fresh_events, used_up, as_of, False)
     features = snapshot.user_features(user_key)
     features = features[features["ad_id"].isin(planned["ad_id"])]
-    scored = snapshot.scorer.score(features, events, as_of=as_of)
+    nothing_new = fresh_events == 0 and (events.empty or events["ts"].max() < pd.Timestamp(snapshot.schedule_date))
+    rescored = rescore or not (nothing_new and snapshot.planned_scores_current)
+    if rescored:
+        scored = snapshot.scorer.score(features, events, as_of=as_of)
+    else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
+        scored = planned.drop_duplicates("ad_id")[["ad_id", "pctr", "pcvr"]].merge(
+            features[["ad_id", "top1_feature", "top2_feature"]], on="ad_id")
     scored["top_features"] = scored["top1_feature"].astype(str) + ", " + scored["top2_feature"].astype(str)
     ranked = planned.rename(columns={"pctr": "planned_pctr", "pcvr": "planned_pcvr", "expected_value": "planned_value",
                                      "reason": "planned_reason"}).merge(
@@ -74,4 +82,4 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     ranked = ranked.drop_duplicates("ad_id").head(k).reset_index(drop=True)
     ranked["rank"] = range(1, len(ranked) + 1)
     ranked["reason"] = [_reason(row, fresh_events) for _, row in ranked.iterrows()]
-    return Ranking(ranked[RESPONSE_COLUMNS], fresh_events, used_up, as_of)
+    return Ranking(ranked[RESPONSE_COLUMNS], fresh_events, used_up, as_of, rescored)

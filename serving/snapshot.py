@@ -126,8 +126,23 @@ class Snapshot:
         scorer = ChampionScorer.load(factors)
         encoder_versions = {run: _encoder_version(run) for run in set(scorer.encoder_run_by_task.values())}
         log.info("serving %s: %d scheduled rows, %d events", schedule_date, len(schedule), len(event_stream))
-        return cls(schedule_date, *index_by_user(schedule), *index_by_user(features), *index_by_user(event_stream),
-                   ad_catalog.set_index("ad_id"), known_event_ids, scorer, encoder_versions, pd.Timestamp.now())
+        snapshot = cls(schedule_date, *index_by_user(schedule), *index_by_user(features),
+                       *index_by_user(event_stream), ad_catalog.set_index("ad_id"), known_event_ids, scorer,
+                       encoder_versions, pd.Timestamp.now())
+        log.info("schedule scored by the loaded champions: %s", snapshot.planned_scores_current)
+        return snapshot
+
+    @property
+    def planned_scores_current(self) -> bool:
+        """Were the schedule's scores made by the champions and level factors loaded now?"""
+        if not hasattr(self, "_planned_scores_current"):
+            current = True
+            for task, ranker in self.scorer.rankers.items():
+                versions, factors = self.features[f"{task}_ranker_version"], self.features[f"{task}_level_factor"]
+                current &= bool((versions.astype(str) == str(ranker.version)).all()
+                                and (factors == self.scorer.level_factors[task]).all())
+            self._planned_scores_current = current
+        return self._planned_scores_current
 
     def user_key_of(self, user: str, salt: str) -> str:
         """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""

@@ -123,10 +123,16 @@ def test_a_users_ads_are_their_schedule_reranked(server, scheduled):
     values = [ad["value"] for ad in by_id["ads"]]
     assert values == sorted(values, reverse=True) and [ad["rank"] for ad in by_id["ads"]] == list(
         range(1, len(values) + 1))
-    for ad in by_id["ads"]:  # nothing new since the schedule: the service agrees with it
-        assert ad["value"] == pytest.approx(ad["planned_value"], rel=1e-6)
-        assert ad["reason"] and "no fresh events" in ad["reason"]
     assert by_id["models"]["ctr_ranker"] and by_id["fresh_events"] == 0
+    # Nothing new since the schedule: its scores stand, and scoring again with the champions agrees.
+    rescored = _ads(base, user_id, k=50, rescore="true")
+    assert not by_id["rescored"] and rescored["rescored"]
+    for ad in by_id["ads"]:
+        again = _by_ad(rescored)[ad["ad_id"]]
+        assert ad["value"] == pytest.approx(ad["planned_value"], rel=1e-9)
+        assert again["value"] == pytest.approx(ad["planned_value"], rel=1e-6)
+        assert again["top_features"] == ad["top_features"]
+        assert ad["reason"] and "no fresh events" in ad["reason"]
 
     hour = int(planned["hour"].iloc[0])
     in_hour = _ads(base, user_id, hour=hour, k=1)
@@ -159,6 +165,7 @@ def test_fresh_events_in_the_ads_category_change_the_users_scores(server, schedu
         assert status == 200 and accepted["accepted"] == {"behavior_events": 15, "ad_events": 0}, accepted
         after = _ads(base, user_id, k=50)
         assert after["fresh_events"] == 15 and after["sequence_as_of"] > before[user_id]["sequence_as_of"]
+        assert after["rescored"]
         assert set(_by_ad(after)) == set(_by_ad(before[user_id]))  # still only the planned ads
         changed.append(any(after_ad["pctr"] != _by_ad(before[user_id])[ad_id]["pctr"]
                            for ad_id, after_ad in _by_ad(after).items()))
@@ -260,8 +267,8 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
         posted = stream_rows(contract_frames(batch), settings.pseudonym_salt, snapshot.ad_catalog)
         assert len(posted) == len(recent)
         live = pd.concat([events[events["ts"] < pd.Timestamp(last_day)], posted], ignore_index=True)
-        from_warehouse = rerank(snapshot, user_key, events, 0, {}, k=50).ads
-        from_live = rerank(snapshot, user_key, live, 0, {}, k=50).ads
+        from_warehouse = rerank(snapshot, user_key, events, 0, {}, k=50, rescore=True).ads
+        from_live = rerank(snapshot, user_key, live, 0, {}, k=50, rescore=True).ads
         pd.testing.assert_frame_equal(from_live[["ad_id", "pctr", "pcvr", "value"]],
                                       from_warehouse[["ad_id", "pctr", "pcvr", "value"]])
         compared += 1
