@@ -57,9 +57,9 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     if len(events):
         as_of = max(as_of, pd.Timestamp(events["ts"].max()) + pd.Timedelta(microseconds=1))
     scheduled = snapshot.user_schedule(user_key)
+    planned = remaining_plan(scheduled, delivered)  # over the whole day: deliveries use up the earliest rows
     if hour is not None:
-        scheduled = scheduled[scheduled["hour"] == hour]
-    planned = remaining_plan(scheduled, delivered)
+        scheduled, planned = scheduled[scheduled["hour"] == hour], planned[planned["hour"] == hour]
     used_up = sorted(set(scheduled["ad_id"]) - set(planned["ad_id"]))
     if planned.empty:
         return Ranking(pd.DataFrame(columns=RESPONSE_COLUMNS), fresh_events, used_up, as_of, False)

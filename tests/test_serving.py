@@ -318,3 +318,13 @@ def test_posted_events_land_in_the_contract_and_the_ingest_takes_them_all(server
     assert _ads(base, NEW_USER_ID)["fresh_events"] == 2
     with connect(settings.warehouse_path) as conn:
         conn.execute("select 1").fetchall()
+
+
+def test_delivered_impressions_use_up_the_earliest_planned_rows_of_the_day():
+    from serving.rerank import remaining_plan
+
+    plan = pd.DataFrame({"ad_id": [7, 7, 8], "hour": [8, 10, 9], "slot": [1, 1, 2]})
+    left = remaining_plan(plan, {7: 1})
+    assert sorted(zip(left["ad_id"], left["hour"])) == [(7, 10), (8, 9)]  # ad 7's 08:00 row was used
+    assert remaining_plan(plan, {7: 5, 8: 1}).empty
+    assert len(remaining_plan(plan, {})) == 3
