@@ -30,12 +30,19 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
+def _delivered(name: str) -> bool:
+    """A file of a delivery: not hidden (a writer's temp file or marker) and not written by the
+    real-time service (its `serving-*` files join the day's delivery, they do not make one)."""
+    return not name.startswith((".", "_", "serving-"))
+
+
 def landed_days(settings: Settings) -> list[str]:
     """Days for which every contract table has a landing folder (a complete delivery)."""
     days_per_table = []
     for table in CONTRACT_TABLES:
         table_dir = settings.landing_dir / table
-        days = {p.name.removeprefix("date=") for p in table_dir.glob("date=*") if any(p.iterdir())}
+        days = {p.name.removeprefix("date=") for p in table_dir.glob("date=*")
+                if any(_delivered(f.name) for f in p.iterdir())}
         days_per_table.append(days)
     # Dimension tables may not land every day: a day is complete once both event tables landed.
     events = days_per_table[CONTRACT_TABLES.index("behavior_events")] & days_per_table[

@@ -2,62 +2,90 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 
-from ml.settings import Settings, pseudonymize
-from serving.events import EventBatch, stream_rows, write_landing_files
+from ml.settings import Settings
+from serving.events import EventBatch, contract_frames, write_landing_files
+from serving.live import LiveEvents
 from serving.rerank import rerank
-from serving.snapshot import Snapshot
+from serving.snapshot import USER_KEY_PATTERN, Snapshot, WarehouseBusy
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="adflow serving", description="Re-ranks the daily schedule from fresh events.")
-    lock = threading.Lock()  # one snapshot swap or event append at a time
-    state = {"snapshot": Snapshot.load(settings)}
+    app = FastAPI(title="adflow serving", description="Re-ranks the daily schedule from fresh events; events "
+                  "posted here land as files for the next daily run.")
+    # One reference to swap: a request sees a snapshot with the live events that go with it.
+    state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_salt))}
+    lock = threading.Lock()  # posted events are added, and snapshots swapped, one at a time
 
-    def snapshot() -> Snapshot:
-        return state["snapshot"]
-
-    @app.get("/health")
     def health() -> dict:
-        current = snapshot()
+        current, live = state["current"]
         return {"status": "ok", "schedule_date": current.schedule_date.isoformat(),
                 "models": current.model_versions(), "level_factors": current.scorer.level_factors,
-                "scheduled_users": int(current.schedule["user_key"].nunique()),
-                "events_loaded": len(current.event_stream), "loaded_at": current.loaded_at.isoformat()}
+                "scheduled_users": len(current.schedule_offsets), "scheduled_rows": len(current.schedule),
+                "users_with_events": len(current.stream_offsets), "events_loaded": len(current.event_stream),
+                "events_posted_since_load": live.counts(), "loaded_at": current.loaded_at.isoformat()}
 
-    @app.get("/users/{user_id}/ads")
-    def user_ads(user_id: int, hour: int | None = None) -> dict:
-        if hour is not None and not 0 <= hour <= 23:
-            raise HTTPException(422, f"hour must be in 0..23, got {hour}")
-        current = snapshot()
-        user_key = pseudonymize(user_id, settings.pseudonym_salt)
-        known = (current.event_stream["user_key"] == user_key).any() or (current.schedule["user_key"] == user_key).any()
-        if not known:
-            raise HTTPException(404, f"user {user_id} has no events and no schedule for {current.schedule_date}")
-        ads = rerank(current, user_key, hour)
-        reason = None if len(ads) else "no ads scheduled for this user" + (f" at hour {hour}" if hour is not None else "")
-        return {"user_id": user_id, "schedule_date": current.schedule_date.isoformat(), "hour": hour,
-                "models": current.model_versions(), "reason": reason,
-                "ads": ads.astype(object).where(ads.notna(), None).to_dict(orient="records")}
+    app.get("/health", summary="Loaded schedule date, champion versions, users and events in memory")(health)
 
-    @app.post("/events")
+    @app.get("/users/{user}/ads", summary="The user's scheduled ads, re-ranked with the events seen up to now")
+    def user_ads(user: str, hour: int | None = Query(None, ge=0, le=23, description="only ads planned for this hour"),
+                 k: int = Query(4, ge=1, le=100, description="at most this many ads"),
+                 rescore: bool = Query(False, description="score with the champions even if nothing changed "
+                                       "since the schedule (the numbers are the same, only slower)")) -> dict:
+        started = time.perf_counter()
+        current, live = state["current"]
+        if not (USER_KEY_PATTERN.match(user) or user.lstrip("-").isdigit()):
+            raise HTTPException(422, f"user must be a user_id (integer, as in the landing files) or a user_key "
+                                     f"(32 hex characters, as in the warehouse), got {user!r}")
+        user_key = current.user_key_of(user, settings.pseudonym_salt)
+        if not current.knows(user_key) and user_key not in live.stream_by_user:
+            raise HTTPException(404, f"unknown user {user}: no events and no schedule for "
+                                     f"{current.schedule_date} (user_key {user_key})")
+        events, fresh = live.user_stream(current, user_key)
+        ranking = rerank(current, user_key, events, fresh, live.delivered(user_key, current.schedule_date), hour, k,
+                         rescore)
+        reason = None
+        if ranking.ads.empty:
+            when = f" at hour {hour}" if hour is not None else ""
+            reason = (f"every ad planned{when} was already delivered: {ranking.used_up}" if ranking.used_up else
+                      f"no ads scheduled for this user{when} on {current.schedule_date}")
+        ads = ranking.ads.astype(object).where(ranking.ads.notna(), None).to_dict(orient="records")
+        return {"user": user, "user_key": user_key, "schedule_date": current.schedule_date.isoformat(),
+                "hour": hour, "models": current.model_versions(), "fresh_events": ranking.fresh_events,
+                "rescored": ranking.rescored,
+                "sequence_as_of": ranking.as_of.isoformat(), "delivered_ads": ranking.used_up, "reason": reason,
+                "ads": ads, "latency_ms": round(1000 * (time.perf_counter() - started), 1)}
+
+    @app.post("/events", summary="Behavior and ad events (landing contract columns): used for re-ranking "
+              "at once, and landed as files for the next daily run")
     def post_events(batch: EventBatch) -> dict:
-        current = snapshot()
-        catalog = current.features[["ad_id", "category_id", "brand_id"]]
-        rows = stream_rows(batch, settings.pseudonym_salt, catalog)
+        frames = contract_frames(batch)
         with lock:
-            files = write_landing_files(settings, batch)
-            current.add_events(rows)
-        return {"accepted": {"behavior_events": len(batch.behavior_events), "ad_events": len(batch.ad_events)},
+            current, live = state["current"]
+            unknown_ads = sorted(set(frames["ad_events"]["ad_id"]) - set(current.ad_catalog.index))
+            if unknown_ads:  # the ingest would quarantine them (unknown_ad): refuse them here instead
+                raise HTTPException(422, [{"loc": ["body", "ad_events", "ad_id"], "type": "unknown_ad",
+                                           "msg": f"ad_id not in the ads table: {unknown_ads[:20]}"}])
+            new, duplicates = live.split_new(frames, current)
+            files = write_landing_files(settings, new)
+            live.add(new, current)
+        return {"accepted": {table: len(frame) for table, frame in new.items()},
+                "duplicates_ignored": duplicates,
                 "landing_files": [str(path.relative_to(settings.landing_dir)) for path in files]}
 
-    @app.post("/reload")
-    def reload() -> dict:
-        fresh = Snapshot.load(settings)
-        with lock:
-            state["snapshot"] = fresh
+    @app.post("/reload", summary="Load the latest schedule, champions and event stream again")
+    def reload(wait_seconds: float = Query(10.0, ge=0, le=600, description="how long to wait for a "
+                                            "writer (the daily run) to release the warehouse")) -> dict:
+        try:  # requests keep being answered from the current snapshot meanwhile
+            fresh = Snapshot.load(settings, wait_seconds=wait_seconds)
+        except WarehouseBusy as error:
+            raise HTTPException(503, f"{error}; still serving the snapshot loaded at "
+                                     f"{state['current'][0].loaded_at.isoformat()}, retry later") from error
+        with lock:  # no event is accepted between rebasing and the swap
+            state["current"] = (fresh, state["current"][1].rebased(fresh))
         return health()
 
     return app

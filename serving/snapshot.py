@@ -1,5 +1,5 @@
 """What the service holds in memory: the latest schedule, its candidates' features, the event
-stream and the champion models, read once and then released.
+stream, the ad catalog and the champion models, read once and then released.
 
 DuckDB allows one writing process per file and a reader blocks writers from other processes, so
 the service opens the warehouse read-only only while loading and never keeps it open: the daily
@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import mlflow
+import numpy as np
 import pandas as pd
 
 from ml.registry import configure_mlflow
 from ml.scoring import ChampionScorer, read_level_factors
-from ml.settings import Settings
+from ml.settings import Settings, pseudonymize
 from ml.warehouse import connect
 
 log = logging.getLogger(__name__)
+
+USER_KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # ml.settings.pseudonymize: an md5 hex digest
 
 
 def latest_schedule_path(settings: Settings) -> Path:
@@ -29,39 +36,144 @@ def latest_schedule_path(settings: Settings) -> Path:
     return paths[-1]
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process (the daily run) holds the warehouse's write lock."""
+
+
+def open_read_only(path: Path, wait_seconds: float):
+    """A read-only connection, waiting up to `wait_seconds` for a writer to let go of the file."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return connect(path, read_only=True)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{path} is locked by another process (a daily run writing?); "
+                                    f"waited {wait_seconds:.0f} s") from error
+            time.sleep(0.5)
+
+
+def is_in_sorted(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    if not len(known):
+        return np.zeros(len(ids), dtype=bool)
+    return known[np.searchsorted(known, ids).clip(max=len(known) - 1)] == ids
+
+
+def _sorted_ids(conn, table: str) -> np.ndarray:
+    """Event ids already in raw.<table> (sorted), so a re-sent event is recognised as a duplicate."""
+    exists = conn.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
+                          "and table_name = ?", [table]).fetchall()[0][0]
+    if not exists:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(conn.sql(f"select event_id from raw.{table}").fetchnumpy()["event_id"].astype(np.int64))
+
+
+def _encoder_version(run_id: str) -> str:
+    """The registered interest_encoder version logged by `run_id` (the run id if none was registered)."""
+    found = mlflow.search_model_versions(filter_string=f"name = 'interest_encoder' and run_id = '{run_id}'")
+    return str(found[0].version) if found else run_id
+
+
+def index_by_user(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """`frame` sorted by user_key and each user's row range, so a request slices instead of scanning."""
+    frame = frame.sort_values("user_key", kind="stable", ignore_index=True)
+    keys, starts, counts = np.unique(frame["user_key"].to_numpy(dtype=str), return_index=True, return_counts=True)
+    return frame, {key: (int(start), int(start + count)) for key, start, count in zip(keys, starts, counts)}
+
+
+def rows_of(frame: pd.DataFrame, offsets: dict[str, tuple[int, int]], user_key: str) -> pd.DataFrame:
+    start, end = offsets.get(user_key, (0, 0))
+    return frame.iloc[start:end]
+
+
 @dataclass
 class Snapshot:
     schedule_date: dt.date
+    # Each frame sorted by user_key, with each user's row range beside it.
     schedule: pd.DataFrame  # the allocator's rows: user_key, hour, slot, ad_id, bid, bid_type, pctr, ...
+    schedule_offsets: dict[str, tuple[int, int]]
     features: pd.DataFrame  # ranker input columns for every scheduled (user_key, ad_id)
-    event_stream: pd.DataFrame  # user_event_stream as loaded, plus events posted since
+    feature_offsets: dict[str, tuple[int, int]]
+    event_stream: pd.DataFrame  # user_event_stream as loaded
+    stream_offsets: dict[str, tuple[int, int]]
+    ad_catalog: pd.DataFrame  # ad_id -> category_id, brand_id (latest version of every ingested ad)
+    known_event_ids: dict[str, np.ndarray]  # contract table -> sorted event ids already ingested
     scorer: ChampionScorer
+    encoder_versions: dict[str, str]  # encoder run id -> registered interest_encoder version
     loaded_at: pd.Timestamp
 
     @classmethod
-    def load(cls, settings: Settings) -> "Snapshot":
+    def load(cls, settings: Settings, wait_seconds: float = 300.0) -> "Snapshot":
+        """Everything in memory; the warehouse is open read-only only inside this call."""
         path = latest_schedule_path(settings)
         schedule = pd.read_parquet(path)
         schedule_date = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
-        with connect(settings.warehouse_path, read_only=True) as conn:
+        with open_read_only(settings.warehouse_path, wait_seconds) as conn:
             features = conn.execute(
                 "select * exclude (pctr, pcvr) from ml.scored_candidates where schedule_date = ?",
                 [schedule_date]).df()
             event_stream = conn.sql("select * from main.user_event_stream").df()
+            ad_catalog = conn.sql(
+                "select ad_id, category_id, brand_id from main.stg_raw__ads "
+                "qualify row_number() over (partition by ad_id order by version_date desc) = 1").df()
+            known_event_ids = {table: _sorted_ids(conn, table) for table in ("behavior_events", "ad_events")}
             factors = read_level_factors(conn)
+        # The connection is closed here: nothing below touches the warehouse.
         features = features.merge(schedule[["user_key", "ad_id"]].drop_duplicates(), on=["user_key", "ad_id"])
         configure_mlflow(settings)
         scorer = ChampionScorer.load(factors)
+        encoder_versions = {run: _encoder_version(run) for run in set(scorer.encoder_run_by_task.values())}
         log.info("serving %s: %d scheduled rows, %d events", schedule_date, len(schedule), len(event_stream))
-        return cls(schedule_date, schedule, features, event_stream, scorer, pd.Timestamp.now())
+        snapshot = cls(schedule_date, *index_by_user(schedule), *index_by_user(features),
+                       *index_by_user(event_stream), ad_catalog.set_index("ad_id"), known_event_ids, scorer,
+                       encoder_versions, pd.Timestamp.now())
+        log.info("schedule scored by the loaded champions: %s", snapshot.planned_scores_current)
+        return snapshot
+
+    @property
+    def planned_scores_current(self) -> bool:
+        """Were the schedule's scores made by the champions and level factors loaded now?"""
+        if not hasattr(self, "_planned_scores_current"):
+            current = True
+            for task, ranker in self.scorer.rankers.items():
+                versions, factors = self.features[f"{task}_ranker_version"], self.features[f"{task}_level_factor"]
+                current &= bool((versions.astype(str) == str(ranker.version)).all()
+                                and (factors == self.scorer.level_factors[task]).all())
+            self._planned_scores_current = current
+        return self._planned_scores_current
+
+    def user_key_of(self, user: str, salt: str) -> str:
+        """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""
+        return user if USER_KEY_PATTERN.match(user) else pseudonymize(int(user), salt)
+
+    def knows(self, user_key: str) -> bool:
+        return user_key in self.stream_offsets or user_key in self.schedule_offsets
+
+    def user_schedule(self, user_key: str) -> pd.DataFrame:
+        return rows_of(self.schedule, self.schedule_offsets, user_key)
+
+    def user_features(self, user_key: str) -> pd.DataFrame:
+        return rows_of(self.features, self.feature_offsets, user_key)
 
     def user_events(self, user_key: str) -> pd.DataFrame:
-        return self.event_stream[self.event_stream["user_key"] == user_key]
+        return rows_of(self.event_stream, self.stream_offsets, user_key)
 
-    def add_events(self, rows: pd.DataFrame) -> None:
-        """Events posted since loading join the stream the re-ranking reads."""
-        if len(rows):
-            self.event_stream = pd.concat([self.event_stream, rows[self.event_stream.columns]], ignore_index=True)
+    def already_ingested(self, table: str, event_ids: np.ndarray) -> np.ndarray:
+        """Per id: is it already in raw.<table> (then the daily ingest would quarantine it as a duplicate)."""
+        return is_in_sorted(self.known_event_ids[table], event_ids)
+
+    def in_stream(self, table: str, event_ids: np.ndarray) -> np.ndarray:
+        """Per id: does the loaded event stream hold it (ingested and built by dbt)? Ad clicks are
+        the stream's only ad events."""
+        from_ads = (self.event_stream["event_type"] == "ad_click").to_numpy()
+        ids = self.event_stream["event_id"].to_numpy(dtype=np.int64)
+        return is_in_sorted(np.sort(ids[from_ads if table == "ad_events" else ~from_ads]), event_ids)
 
     def model_versions(self) -> dict[str, str]:
-        return {ranker.name: str(ranker.version) for ranker in self.scorer.rankers.values()}
+        """Champion ranker versions, and the encoder version each was trained with (its features)."""
+        versions = {ranker.name: str(ranker.version) for ranker in self.scorer.rankers.values()}
+        for task, run in self.scorer.encoder_run_by_task.items():
+            versions[f"{self.scorer.rankers[task].name}_encoder"] = self.encoder_versions[run]
+        return versions

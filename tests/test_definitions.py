@@ -76,6 +76,21 @@ def test_sensor_requests_ingest_for_history_and_the_pipeline_for_the_newest_day(
         assert not again.run_requests
 
 
+def test_sensor_ignores_a_day_that_only_the_serving_service_wrote(tmp_path, monkeypatch):
+    """Events posted to the real-time service land as `serving-*` files in today's folders; they
+    join the day's delivery but must not start today's run before the day has landed."""
+    monkeypatch.setenv("AD_DATA_ROOT", str(tmp_path))
+    for table in ["behavior_events", "ad_events"]:
+        folder = tmp_path / "landing" / table / "date=2026-11-03"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"x": [1]}).to_parquet(folder / "serving-20261103T101010-abc.parquet")
+        pd.DataFrame({"x": [1]}).to_parquet(folder / ".serving-half-written.parquet.tmp")
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+    with dg.instance_for_test() as instance:
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert not result.run_requests
+
+
 def test_workspace_loads_with_the_dagster_cli(tmp_path):
     """What `dagster dev -w workspace.yaml` loads, validated by Dagster's own CLI in a fresh process."""
     import os
