@@ -10,6 +10,7 @@ import pandas as pd
 
 from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
 from ml.rankers.features import ENCODER_FEATURES
+from ml.warehouse import table_exists
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_promotion
@@ -17,10 +18,7 @@ LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_prom
 
 def read_level_factors(conn) -> dict[tuple[str, str], float]:
     """The latest off-policy level factor per (ranker name, version); empty before any promotion."""
-    schema, table = LEVEL_CORRECTIONS_TABLE.split(".")
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                          [schema, table]).fetchall()[0][0]
-    if not exists:
+    if not table_exists(conn, LEVEL_CORRECTIONS_TABLE):
         return {}
     rows = conn.sql(
         f"select model_name, model_version, factor from {LEVEL_CORRECTIONS_TABLE} "

@@ -16,6 +16,13 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return duckdb.connect(str(path), read_only=read_only, config=CONNECTION_CONFIG)
 
 
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `schema.table` exists (e.g. a table Python writes only after its first run)."""
+    schema, name = table.split(".") if "." in table else ("main", table)
+    return conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                        [schema, name]).fetchall()[0][0] > 0
+
+
 def read_table(conn: duckdb.DuckDBPyConnection, table: str, where: str | None = None) -> pd.DataFrame:
     query = f"select * from {table}" + (f" where {where}" if where else "")
     return conn.sql(query).df()

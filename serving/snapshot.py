@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -22,7 +23,7 @@ import pandas as pd
 from ml.registry import configure_mlflow
 from ml.scoring import ChampionScorer, read_level_factors
 from ml.settings import Settings, pseudonymize
-from ml.warehouse import connect
+from ml.warehouse import connect, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,7 @@ def is_in_sorted(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 def _sorted_ids(conn, table: str) -> np.ndarray:
     """Event ids already in raw.<table> (sorted), so a re-sent event is recognised as a duplicate."""
-    exists = conn.execute("select count(*) from information_schema.tables where table_schema = 'raw' "
-                          "and table_name = ?", [table]).fetchall()[0][0]
-    if not exists:
+    if not table_exists(conn, f"raw.{table}"):
         return np.zeros(0, dtype=np.int64)
     return np.sort(conn.sql(f"select event_id from raw.{table}").fetchnumpy()["event_id"].astype(np.int64))
 
@@ -132,17 +131,14 @@ class Snapshot:
         log.info("schedule scored by the loaded champions: %s", snapshot.planned_scores_current)
         return snapshot
 
-    @property
+    @cached_property
     def planned_scores_current(self) -> bool:
         """Were the schedule's scores made by the champions and level factors loaded now?"""
-        if not hasattr(self, "_planned_scores_current"):
-            current = True
-            for task, ranker in self.scorer.rankers.items():
-                versions, factors = self.features[f"{task}_ranker_version"], self.features[f"{task}_level_factor"]
-                current &= bool((versions.astype(str) == str(ranker.version)).all()
-                                and (factors == self.scorer.level_factors[task]).all())
-            self._planned_scores_current = current
-        return self._planned_scores_current
+        return all(
+            (self.features[f"{task}_ranker_version"].astype(str) == str(ranker.version)).all()
+            and (self.features[f"{task}_level_factor"] == self.scorer.level_factors[task]).all()
+            for task, ranker in self.scorer.rankers.items()
+        )
 
     def user_key_of(self, user: str, salt: str) -> str:
         """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""
