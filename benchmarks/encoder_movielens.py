@@ -29,7 +29,7 @@ from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.device import resolve_device  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
+    DEFAULT_LOGIT_SCALE, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
 )
 from ml.settings import Settings  # noqa: E402
 
@@ -117,11 +117,12 @@ def leave_one_out_split(interactions, max_len: int = MAX_LEN, stride: int | None
 
 
 def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float, label: str = "InterestEncoder (ours)",
-             patience: int | None = None, progress: bool = True, lr: float = 1e-3) -> dict:
+             patience: int | None = None, progress: bool = True, lr: float = 1e-3,
+             logit_scale: float = DEFAULT_LOGIT_SCALE) -> dict:
     config = EncoderConfig(max_len=MAX_LEN, d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
                            lr=lr, max_epochs=epochs, patience=patience or epochs, seed=2020, device="auto")
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
-                                  config, progress=progress)
+                                  config, progress=progress, logit_scale=logit_scale)
     device_choice = resolve_device(config.device, config.precision)
     ranks = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice)
     ranks_unseen = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice,
@@ -129,7 +130,8 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float, label: str = 
     hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
     hit_unseen, ndcg_unseen = hit_and_ndcg_at_k(ranks_unseen, 10)
     return {"model": label, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-            "test_hit@10": hit, "test_ndcg@10": ndcg, "test_hit@10_unseen": hit_unseen,
+            "val_ndcg@10": result.best_score, "test_hit@10": hit, "test_ndcg@10": ndcg,
+            "test_hit@10_unseen": hit_unseen,
             "test_ndcg@10_unseen": ndcg_unseen, "train_seconds_per_epoch": result.train_seconds / result.epochs_run,
             "train_sequences_per_second": result.train_sequences_per_second,
             "device": str(device_choice.device), "precision": device_choice.precision, "history": result.history}
@@ -150,6 +152,7 @@ def run_recbole(model_name: str, epochs: int, bench_python: Path) -> dict:
     raw = json.loads(result_lines[-1][len("RESULT "):])
     seconds = float(np.mean(raw["epoch_seconds"]))
     return {"model": f"RecBole {model_name}", "epochs": len(raw["epoch_seconds"]), "best_epoch": None,
+            "val_ndcg@10": float(raw["best_valid_ndcg@10"]),
             "test_hit@10": raw["test_hit@10"], "test_ndcg@10": raw["test_ndcg@10"],
             "train_seconds_per_epoch": seconds, "train_sequences_per_second": raw["train_sequences"] / seconds}
 
@@ -157,10 +160,11 @@ def run_recbole(model_name: str, epochs: int, bench_python: Path) -> dict:
 def markdown_table(rows: list[dict]) -> str:
     def cell(value, digits=4):
         return "—" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
-    lines = ["| model | epochs | best epoch | test Hit@10 | test NDCG@10 | Hit@10 seen excluded | "
-             "NDCG@10 seen excluded | train s/epoch | train pairs/s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | epochs | best epoch | val NDCG@10 | test Hit@10 | test NDCG@10 | Hit@10 seen excluded | "
+             "NDCG@10 seen excluded | train s/epoch | train pairs/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['epochs']} | {cell(row.get('best_epoch'))} | {cell(row['test_hit@10'])} | "
+        lines.append(f"| {row['model']} | {row['epochs']} | {cell(row.get('best_epoch'))} | "
+                     f"{cell(row.get('val_ndcg@10'))} | {cell(row['test_hit@10'])} | "
                      f"{cell(row['test_ndcg@10'])} | {cell(row.get('test_hit@10_unseen'))} | "
                      f"{cell(row.get('test_ndcg@10_unseen'))} | {cell(row['train_seconds_per_epoch'], 1)} | "
                      f"{cell(row['train_sequences_per_second'], 0)} |")
@@ -175,6 +179,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=None,
                         help="causal window stride for ours (default max_len // 2: 25 items of guaranteed context)")
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of our encoder (RecBole's: 1e-3)")
+    parser.add_argument("--logit-scale", type=float, default=DEFAULT_LOGIT_SCALE,
+                        help="multiplier of our catalog logits in the training loss (1 = plain dot product)")
     parser.add_argument("--max-wall-clock-epochs", type=int, default=200,
                         help="cap for ours in the same-wall-clock setting (SASRec's training time)")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
@@ -185,7 +191,7 @@ def main() -> None:
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
-    rows = [run_ours(split, args.epochs, args.dropout, lr=args.lr)]
+    rows = [run_ours(split, args.epochs, args.dropout, lr=args.lr, logit_scale=args.logit_scale)]
     print(markdown_table(rows), flush=True)
     for model_name in filter(None, args.recbole_models.split(",")):
         rows.append(run_recbole(model_name, args.epochs, args.bench_venv / "bin" / "python"))
@@ -198,6 +204,7 @@ def main() -> None:
         wall_clock_epochs = min(args.max_wall_clock_epochs,
                                 max(args.epochs, int(budget_seconds // rows[0]["train_seconds_per_epoch"])))
         rows.append(run_ours(split, wall_clock_epochs, args.dropout, patience=10, lr=args.lr,
+                             logit_scale=args.logit_scale,
                              label=f"InterestEncoder (ours, SASRec's {budget_seconds:.0f} s of training)"))
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
 
