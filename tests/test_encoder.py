@@ -258,3 +258,16 @@ def test_causal_outputs_never_see_later_items():
 def test_left_align_moves_padding_to_the_right():
     aligned, counts = left_align(np.array([[0, 0, 5, 6], [1, 2, 3, 4], [0, 0, 0, 0]]))
     assert aligned.tolist() == [[5, 6, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0]] and counts.tolist() == [2, 4, 0]
+
+
+def test_next_item_logit_scale_reaches_the_training_loss():
+    # Same data, seed and order: only the scale of the training logits differs, so the weights must.
+    rng = np.random.default_rng(1)
+    n_items, max_len = 20, 6
+    walks = rng.integers(1, n_items + 1, size=(64, max_len + 1))
+    windows = TrainingWindows(inputs=walks[:, :-1], targets=walks[:, 1:])
+    config = dataclasses.replace(SMALL, max_len=max_len, max_epochs=1, batch_size=64)
+    trained = [fit_next_item(windows, n_items, walks[:8, :-1], walks[:8, -1], config, progress=False,
+                             logit_scale=scale)[0] for scale in (1.0, 1.0, 2.0)]
+    torch.testing.assert_close(trained[0].item.weight, trained[1].item.weight)
+    assert not torch.allclose(trained[0].item.weight, trained[2].item.weight)
