@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.allocation.value import expected_value
+from ml.rankers.live_features import refresh_user_features
 from serving.snapshot import Snapshot
 
 RESPONSE_COLUMNS = ["rank", "ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "value",
@@ -68,7 +69,8 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     nothing_new = fresh_events == 0 and (events.empty or events["ts"].max() < pd.Timestamp(snapshot.schedule_date))
     rescored = rescore or not (nothing_new and snapshot.planned_scores_current)
     if rescored:
-        scored = snapshot.scorer.score(features, events, as_of=as_of)
+        # The behavior features and the encoder's sequences both as of now, posted events included.
+        scored = snapshot.scorer.score(refresh_user_features(features, events, as_of), events, as_of=as_of)
     else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
         scored = planned.drop_duplicates("ad_id")[["ad_id", "pctr", "pcvr"]].merge(
             features[["ad_id", "top1_feature", "top2_feature"]], on="ad_id")

@@ -17,7 +17,7 @@ from ml.rankers.mlflow_io import (
     log_ranker_to_mlflow,
 )
 from ml.rankers.plots import plot_feature_importance
-from ml.rankers.report import build_ranker_report, report_metrics
+from ml.rankers.report import Holdouts, ModelScores, build_ranker_report, report_metrics
 from ml.rankers.synthetic import synthetic_impressions
 from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow, decide_promotion, version_by_alias
 from ml.settings import Settings
@@ -51,7 +51,8 @@ def _promote(name, version, challenger, holdout):
 def test_good_ranker_becomes_champion_and_shuffled_one_does_not(mlflow_store, days):
     train, valid, test = days
     good = fit_ranker(train, valid, "ctr")
-    report = build_ranker_report(test, {"lightgbm": (good.predict(test), np.full(len(test), 0.2))})
+    report = build_ranker_report(
+        Holdouts.same_day(test), {"lightgbm": ModelScores.same_day(good.predict(test), np.full(len(test), 0.2))})
     importance_png = plot_feature_importance(good.feature_importance(), mlflow_store / "importance.png", "CTR")
     run_id, good_version = log_ranker_to_mlflow(
         good, MODEL_NAME, report, {"importance": importance_png},

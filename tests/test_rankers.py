@@ -12,7 +12,8 @@ from ml.rankers import FeatureSpec, fit_ranker, join_encoder_features, split_by_
 from ml.rankers.baselines import LogisticRegressionBaseline, MatrixFactorizationBaseline, PopularityBaseline
 from ml.rankers.comparison import LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, ORACLE_DAY_AHEAD, compare_rankers
 from ml.rankers.plots import save_report_plots
-from ml.rankers.report import build_ranker_report
+from ml.rankers.report import Holdouts, ModelScores, build_ranker_report
+from ml.rankers.splits import DaySplit
 from ml.rankers.synthetic import clicked, synthetic_impressions
 
 TEST_DAY, VALIDATION_DAY = dt.date(2026, 11, 5), dt.date(2026, 11, 4)
@@ -129,13 +130,19 @@ def test_report_has_every_model_and_task_and_plots(days, tmp_path):
     train, valid, test = days
     # The synthetic truth has no session intent, so its day-ahead oracle is the same probability.
     test = test.assign(day_ahead_pctr=test["true_pctr"], day_ahead_pcvr=test["true_pcvr"])
-    comparison = compare_rankers(train, valid, test, include_matrix_factorization=False)
-    report = build_ranker_report(test, comparison.predictions)
+    comparison = compare_rankers(DaySplit(train, valid, test), include_matrix_factorization=False)
+    report = build_ranker_report(comparison.holdouts, comparison.predictions)
     assert set(report["task"]) == {"ctr", "cvr", "ctcvr"}
     assert {LIGHTGBM, LIGHTGBM_NO_ENCODER, ORACLE, ORACLE_DAY_AHEAD, "popularity", "logistic_regression"} \
         <= set(report["model"])
     assert report["auc_se"].between(0, 0.1).all()
     by_key = report.set_index(["model", "task"])
+    # Paired with the reference (the first model, LightGBM): zero against itself, the AUC gap otherwise.
+    assert by_key.loc[(LIGHTGBM, "ctr"), "reference_auc_minus_this"] == pytest.approx(0.0, abs=1e-12)
+    assert by_key.loc[("popularity", "ctr"), "reference_auc_minus_this"] == pytest.approx(
+        by_key.loc[(LIGHTGBM, "ctr"), "auc"] - by_key.loc[("popularity", "ctr"), "auc"])
+    paired = by_key.loc[("popularity", "ctr")]
+    assert 0 < paired["difference_se"] < 2 * paired["auc_se"]
     assert by_key.loc[(LIGHTGBM, "cvr"), "rows"] == int(test["label_click"].sum())
     assert by_key.loc[(LIGHTGBM, "ctcvr"), "positives"] == int((test["label_click"] & test["label_conversion"]).sum())
     # The oracle bounds every learned model on CTR, and LightGBM beats popularity.
@@ -144,14 +151,38 @@ def test_report_has_every_model_and_task_and_plots(days, tmp_path):
     assert by_key.loc[(LIGHTGBM, "ctcvr"), "auc"] > 0.7
 
     paths = save_report_plots(
-        test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}, tmp_path
+        comparison.holdouts, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}, tmp_path
     )
     assert set(paths) == {"roc_curves", "reliability_curves", "ctr_feature_importance", "cvr_feature_importance"}
     for path in paths.values():
         assert path.read_bytes()[:4] == b"\x89PNG"
 
     with pytest.raises(ValueError, match="score every test impression"):
-        build_ranker_report(test, {"short": (np.zeros(3), np.zeros(3))})
+        build_ranker_report(Holdouts.same_day(test), {"short": ModelScores.same_day(np.zeros(3), np.zeros(3))})
+
+
+def test_ctr_learns_to_the_latest_click_final_day_and_ctcvr_stays_out_of_sample():
+    """CTR's split ends on the latest day (clicks final), CVR's two days earlier (conversions final).
+    CTCVR on the conversion holdout must use a pCTR from a model that never saw that day."""
+    impressions = synthetic_impressions(n_impressions=20_000, n_users=800, n_days=5, seed=5)
+    first = dt.date(2026, 11, 1)
+    ctr = split_by_day(impressions, test_date=first + dt.timedelta(days=4), validation_date=first + dt.timedelta(days=3))
+    conversion = split_by_day(impressions, test_date=first + dt.timedelta(days=2),
+                              validation_date=first + dt.timedelta(days=1))
+    comparison = compare_rankers(ctr, conversion=conversion, include_matrix_factorization=False)
+    assert comparison.holdouts.ctr is ctr.test and comparison.holdouts.conversion is conversion.test
+    assert comparison.ctr_ranker.training_rows == len(ctr.train)  # days 1-3, conversion holdout included
+    lightgbm = comparison.predictions[LIGHTGBM]
+    before_holdout = fit_ranker(conversion.train, conversion.valid, "ctr")
+    np.testing.assert_allclose(lightgbm.ctr_on_conversion, before_holdout.predict(conversion.test))
+    np.testing.assert_allclose(lightgbm.ctr, comparison.ctr_ranker.predict(ctr.test))
+
+    report = build_ranker_report(comparison.holdouts, comparison.predictions).set_index(["model", "task"])
+    assert report.loc[(LIGHTGBM, "ctr"), "rows"] == len(ctr.test)
+    assert report.loc[(LIGHTGBM, "cvr"), "rows"] == int(conversion.test["label_click"].sum())
+    assert report.loc[(LIGHTGBM, "ctcvr"), "rows"] == len(conversion.test)
+    for model in ("popularity", "logistic_regression", LIGHTGBM_NO_ENCODER):
+        assert report.loc[(model, "ctcvr"), "auc"] > 0.5
 
 
 def test_cvr_ranker_trains_on_clicks(days):

@@ -12,7 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from pipeline_fixture import materialized_pipeline
@@ -240,6 +242,33 @@ def _landed(settings, table: str, day: dt.date) -> pd.DataFrame:
     frame = pd.concat(pd.read_parquet(p) for p in settings.landing_partition_dir(table, day).glob("part-*.parquet"))
     frame = frame[[c for c in frame.columns if c != "date"]]
     return frame.astype(object).where(frame.notna(), None)
+
+
+def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
+    """Serving recomputes the behavior features as of now; at the schedule day's start they must be
+    exactly what dbt computed as of that day (same definitions, no train/serve skew)."""
+    settings, *_ = pipeline
+    import yaml
+
+    from ml.rankers.live_features import FEATURE_WINDOW_DAYS, LIVE_FEATURE_COLUMNS, refresh_user_features
+    from serving.snapshot import Snapshot
+
+    dbt_vars = yaml.safe_load((Path(__file__).parents[1] / "dbt_project" / "dbt_project.yml").read_text())["vars"]
+    assert dbt_vars["feature_window_days"] == FEATURE_WINDOW_DAYS
+    snapshot = Snapshot.load(settings)
+    day_start = pd.Timestamp(snapshot.schedule_date)
+    users = snapshot.schedule["user_key"].unique()
+    for user_key in users:
+        dbt_rows = snapshot.user_features(user_key).reset_index(drop=True)
+        live = refresh_user_features(dbt_rows, snapshot.user_events(user_key), as_of=day_start)
+        pd.testing.assert_frame_equal(live[LIVE_FEATURE_COLUMNS].astype(float), dbt_rows[LIVE_FEATURE_COLUMNS].astype(float),
+                                      check_exact=False, rtol=1e-9, obj=f"user {user_key}")
+    assert len(users) > 20
+    # Later in the day the same events are further back: hours since grow, nothing else moves.
+    later = refresh_user_features(dbt_rows, snapshot.user_events(user_key), as_of=day_start + pd.Timedelta(hours=3))
+    seen = dbt_rows["hours_since_user_category_event"].notna()
+    np.testing.assert_allclose(later.loc[seen, "hours_since_user_category_event"],
+                               dbt_rows.loc[seen, "hours_since_user_category_event"] + 3)
 
 
 def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pipeline):

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from ml.evaluation.metrics import paired_auc_difference
 from ml.rankers.features import ENCODER_FEATURES, ENCODER_SAW_LABEL, join_encoder_features
 from ml.rankers.report import auc_standard_error
-from ml.training_days import choose_holdout_days, encoder_days
+from ml.training_days import choose_holdout_days, choose_ranker_days, encoder_days
 from ml.warehouse import replace_rows
 
 DAYS = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(7)]
@@ -63,3 +64,31 @@ def test_auc_standard_error_matches_the_bootstrap():
     se = auc_standard_error(auc, int(labels.sum()), int((~labels).sum()))
     assert se == pytest.approx(np.std(boot), rel=0.25)
     assert np.isnan(auc_standard_error(auc, 0, 100))
+
+
+def test_paired_auc_difference_matches_the_paired_bootstrap_and_is_tighter_than_either_auc():
+    rng = np.random.default_rng(1)
+    labels = rng.random(20_000) < 0.04
+    strong = rng.normal(size=labels.size) + 0.8 * labels
+    weaker = strong + 0.6 * rng.normal(size=labels.size)  # the same model plus noise: highly correlated
+    difference, se = paired_auc_difference(labels, strong, weaker)
+    assert difference == pytest.approx(roc_auc_score(labels, strong) - roc_auc_score(labels, weaker), abs=1e-12)
+    boot = []
+    for _ in range(200):
+        rows = rng.integers(0, labels.size, labels.size)
+        boot.append(roc_auc_score(labels[rows], strong[rows]) - roc_auc_score(labels[rows], weaker[rows]))
+    assert se == pytest.approx(np.std(boot), rel=0.25)
+    unpaired = auc_standard_error(roc_auc_score(labels, weaker), int(labels.sum()), int((~labels).sum()))
+    assert se < 0.7 * unpaired
+    assert difference / se > 3  # the added noise costs AUC, and the paired test sees it
+    assert paired_auc_difference(labels, strong, strong) == (0.0, 0.0)
+    assert all(np.isnan(paired_auc_difference(np.zeros(10), strong[:10], weaker[:10])))
+
+
+def test_ctr_splits_on_click_final_days_and_conversion_on_conversion_final_days():
+    ranker_days = choose_ranker_days(click_final_days=DAYS, conversion_final_days=DAYS[:4])
+    assert ranker_days.ctr.test_date == DAYS[-1] and ranker_days.ctr.validation_date == DAYS[-2]
+    assert ranker_days.conversion.test_date == DAYS[3] and ranker_days.conversion.train_dates == tuple(DAYS[:2])
+    # The encoder follows the CTR split: it learns clicks, and the CTR ranker stacks on it.
+    assert encoder_days(ranker_days.ctr).train_dates == tuple(DAYS[:2])
+    assert {"ctr_test_day", "conversion_test_day"} <= set(ranker_days.as_metadata())

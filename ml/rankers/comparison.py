@@ -1,11 +1,15 @@
-"""Fit LightGBM (with and without encoder features) and every baseline; score one test day.
+"""Fit LightGBM (with and without encoder features) and every baseline; score the holdouts.
 
-Produces the `predictions` mapping `build_ranker_report` reads: model name -> (pCTR, pCVR), both
-over every test impression, so pCTCVR = pCTR x pCVR is defined for all of them.
+CTR learns from the days whose click labels are final (`ctr`), CVR from the clicks of the days whose
+conversions are final (`cvr_train`/`cvr_valid`, split like `conversion`). For CTCVR on every
+impression of the conversion holdout each model family also needs a pCTR there from a CTR model that
+has not seen that day: the same recipe fitted on `conversion`'s earlier days. When both splits are the
+same days (every label final), one CTR fit serves both.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,8 @@ from ml.rankers.baselines import (
     PopularityBaseline,
     oracle_predictions,
 )
+from ml.rankers.report import Holdouts, ModelScores
+from ml.rankers.splits import DaySplit
 from ml.rankers.training import FittedRanker, fit_ranker
 
 LIGHTGBM = "lightgbm"
@@ -24,51 +30,81 @@ LIGHTGBM_NO_ENCODER = "lightgbm_no_encoder"
 ORACLE = "oracle"
 ORACLE_DAY_AHEAD = "oracle_day_ahead"
 
+# A model family: fit on (train, valid) for a task, return a scoring function.
+Recipe = Callable[[pd.DataFrame, pd.DataFrame, str], Callable[[pd.DataFrame], np.ndarray]]
+
 
 @dataclass
 class RankerComparison:
     ctr_ranker: FittedRanker
     cvr_ranker: FittedRanker
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    holdouts: Holdouts
+    predictions: dict[str, ModelScores]
 
 
 def _clicked(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["label_click"] == 1]
 
 
+def _same_days(a: DaySplit, b: DaySplit) -> bool:
+    return a.test is b.test or (
+        set(a.test["impression_date"]) == set(b.test["impression_date"])
+        and set(a.valid["impression_date"]) == set(b.valid["impression_date"])
+    )
+
+
+def _lightgbm(use_encoder_features: bool) -> Recipe:
+    def fit(train: pd.DataFrame, valid: pd.DataFrame, task: str):
+        return fit_ranker(train, valid, task, use_encoder_features=use_encoder_features).predict
+    return fit
+
+
+def _baseline(baseline_class) -> Recipe:
+    def fit(train: pd.DataFrame, valid: pd.DataFrame, task: str):
+        return baseline_class().fit(train, task).predict
+    return fit
+
+
 def compare_rankers(
-    ctr_train: pd.DataFrame,
-    ctr_valid: pd.DataFrame,
-    test: pd.DataFrame,
+    ctr: DaySplit,
     cvr_train: pd.DataFrame | None = None,
     cvr_valid: pd.DataFrame | None = None,
+    conversion: DaySplit | None = None,
     use_encoder_features: bool = True,
     include_matrix_factorization: bool = True,
 ) -> RankerComparison:
-    """`cvr_*` default to the clicked rows of `ctr_*` (what cvr_training_set holds)."""
-    cvr_train = _clicked(ctr_train) if cvr_train is None else cvr_train
-    cvr_valid = _clicked(ctr_valid) if cvr_valid is None else cvr_valid
-    ctr_ranker = fit_ranker(ctr_train, ctr_valid, "ctr", use_encoder_features=use_encoder_features)
+    """`conversion` defaults to `ctr` (one split for both labels); `cvr_*` to its clicked rows."""
+    conversion = ctr if conversion is None else conversion
+    cvr_train = _clicked(conversion.train) if cvr_train is None else cvr_train
+    cvr_valid = _clicked(conversion.valid) if cvr_valid is None else cvr_valid
+    one_split = _same_days(ctr, conversion)
+
+    def scores(ctr_model, ctr_model_before_conversion_holdout, cvr_model) -> ModelScores:
+        return ModelScores(ctr=ctr_model(ctr.test), cvr_on_conversion=cvr_model(conversion.test),
+                           ctr_on_conversion=ctr_model_before_conversion_holdout(conversion.test))
+
+    ctr_ranker = fit_ranker(ctr.train, ctr.valid, "ctr", use_encoder_features=use_encoder_features)
     cvr_ranker = fit_ranker(cvr_train, cvr_valid, "cvr", use_encoder_features=use_encoder_features)
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {
-        LIGHTGBM: (ctr_ranker.predict(test), cvr_ranker.predict(test)),
-        LIGHTGBM_UNCALIBRATED: (ctr_ranker.predict_raw(test), cvr_ranker.predict_raw(test)),
+    early_ctr_ranker = ctr_ranker if one_split else fit_ranker(
+        conversion.train, conversion.valid, "ctr", use_encoder_features=use_encoder_features)
+    predictions = {
+        LIGHTGBM: scores(ctr_ranker.predict, early_ctr_ranker.predict, cvr_ranker.predict),
+        LIGHTGBM_UNCALIBRATED: scores(ctr_ranker.predict_raw, early_ctr_ranker.predict_raw, cvr_ranker.predict_raw),
     }
+    recipes: dict[str, Recipe] = {}
     if use_encoder_features:
-        plain_ctr = fit_ranker(ctr_train, ctr_valid, "ctr", use_encoder_features=False)
-        plain_cvr = fit_ranker(cvr_train, cvr_valid, "cvr", use_encoder_features=False)
-        predictions[LIGHTGBM_NO_ENCODER] = (plain_ctr.predict(test), plain_cvr.predict(test))
-    baselines = {"popularity": PopularityBaseline, "logistic_regression": LogisticRegressionBaseline}
+        recipes[LIGHTGBM_NO_ENCODER] = _lightgbm(use_encoder_features=False)
+    recipes["popularity"] = _baseline(PopularityBaseline)
+    recipes["logistic_regression"] = _baseline(LogisticRegressionBaseline)
     if include_matrix_factorization:
-        baselines["matrix_factorization"] = MatrixFactorizationBaseline
-    for name, baseline in baselines.items():
-        predictions[name] = (
-            baseline().fit(ctr_train, "ctr").predict(test),
-            baseline().fit(cvr_train, "cvr").predict(test),
-        )
+        recipes["matrix_factorization"] = _baseline(MatrixFactorizationBaseline)
+    for name, recipe in recipes.items():
+        ctr_model = recipe(ctr.train, ctr.valid, "ctr")
+        early_ctr_model = ctr_model if one_split else recipe(conversion.train, conversion.valid, "ctr")
+        predictions[name] = scores(ctr_model, early_ctr_model, recipe(cvr_train, cvr_valid, "cvr"))
     for name, day_ahead in ((ORACLE, False), (ORACLE_DAY_AHEAD, True)):
-        oracle_ctr = oracle_predictions(test, "ctr", day_ahead)
-        oracle_cvr = oracle_predictions(test, "cvr", day_ahead)
-        if oracle_ctr is not None and oracle_cvr is not None:
-            predictions[name] = (oracle_ctr, oracle_cvr)
-    return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker, predictions=predictions)
+        truth = {task: (lambda frame, task=task: oracle_predictions(frame, task, day_ahead)) for task in ("ctr", "cvr")}
+        if truth["ctr"](ctr.test) is not None and truth["cvr"](conversion.test) is not None:
+            predictions[name] = scores(truth["ctr"], truth["ctr"], truth["cvr"])
+    return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker,
+                            holdouts=Holdouts(ctr=ctr.test, conversion=conversion.test), predictions=predictions)

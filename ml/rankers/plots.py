@@ -12,16 +12,20 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from ml.evaluation.metrics import reliability_curve  # noqa: E402
-from ml.rankers.report import task_rows_and_scores  # noqa: E402
+from ml.rankers.report import Holdouts, task_rows_and_scores  # noqa: E402
 
-TASK_TITLES = {"ctr": "CTR (all impressions)", "cvr": "CVR (clicked impressions)", "ctcvr": "CTCVR (all impressions)"}
+TASK_TITLES = {
+    "ctr": "CTR (CTR test day)",
+    "cvr": "CVR (clicks of the conversion holdout)",
+    "ctcvr": "CTCVR (all of the conversion holdout)",
+}
 
 
-def plot_roc_curves(test: pd.DataFrame, predictions: dict, path: Path) -> Path:
+def plot_roc_curves(holdouts: Holdouts, predictions: dict, path: Path) -> Path:
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for axis, task in zip(axes, TASK_TITLES):
-        for name, (pctr, pcvr) in predictions.items():
-            _, labels, scores = task_rows_and_scores(test, pctr, pcvr, task)
+        for name, model_scores in predictions.items():
+            _, labels, scores = task_rows_and_scores(holdouts, model_scores, task)
             if len(np.unique(labels)) < 2:
                 continue
             false_positive_rate, true_positive_rate, _ = roc_curve(labels, scores)
@@ -32,13 +36,13 @@ def plot_roc_curves(test: pd.DataFrame, predictions: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_reliability_curves(test: pd.DataFrame, predictions: dict, path: Path, n_bins: int = 10) -> Path:
+def plot_reliability_curves(holdouts: Holdouts, predictions: dict, path: Path, n_bins: int = 10) -> Path:
     """Equal-mass bins (same as the report's ECE); axes log-scaled because CTRs sit near zero."""
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for axis, task in zip(axes, TASK_TITLES):
         low, high = 1.0, 0.0
-        for name, (pctr, pcvr) in predictions.items():
-            _, labels, scores = task_rows_and_scores(test, pctr, pcvr, task)
+        for name, model_scores in predictions.items():
+            _, labels, scores = task_rows_and_scores(holdouts, model_scores, task)
             if len(labels) == 0:
                 continue
             curve = reliability_curve(labels, scores, n_bins=n_bins)
@@ -63,13 +67,13 @@ def plot_feature_importance(importance: pd.DataFrame, path: Path, title: str, to
     return _save(figure, path)
 
 
-def save_report_plots(test: pd.DataFrame, predictions: dict, rankers: dict, out_dir: Path) -> dict[str, Path]:
+def save_report_plots(holdouts: Holdouts, predictions: dict, rankers: dict, out_dir: Path) -> dict[str, Path]:
     """ROC + reliability for all models and one importance chart per ranker ({'ctr': FittedRanker, ...})."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "roc_curves": plot_roc_curves(test, predictions, out_dir / "roc_curves.png"),
-        "reliability_curves": plot_reliability_curves(test, predictions, out_dir / "reliability_curves.png"),
+        "roc_curves": plot_roc_curves(holdouts, predictions, out_dir / "roc_curves.png"),
+        "reliability_curves": plot_reliability_curves(holdouts, predictions, out_dir / "reliability_curves.png"),
     }
     for task, ranker in rankers.items():
         paths[f"{task}_feature_importance"] = plot_feature_importance(

@@ -1,21 +1,32 @@
-"""The ranker report: one row per model and task (CTR, CVR, CTCVR) on the test day.
+"""The ranker report: one row per model and task (CTR, CVR, CTCVR), each on its own holdout.
 
-- ctr: every test impression, label_click vs pCTR;
-- cvr: clicked test impressions, label_conversion vs pCVR (the CVR model's training space);
-- ctcvr: every test impression, click-and-convert vs pCTR x pCVR (ESMM's entire-space target).
+- ctr: every impression of the CTR test day (the latest day whose click labels are final);
+- cvr: the clicked impressions of the conversion holdout (the latest day whose conversion labels are
+  final, a conversion window older), label_conversion vs pCVR (the CVR model's training space);
+- ctcvr: every impression of the conversion holdout, click-and-convert vs pCTR x pCVR (ESMM's
+  entire-space target). Its pCTR comes from the same model recipe fitted on the days before that
+  holdout: the registered CTR model has trained on it.
 GAUC groups by user_key, weighted by the user's impressions in that task's rows. `auc_se` is the
 Hanley-McNeil standard error: with a few hundred positives on one test day it is ~0.01, so AUC
-differences smaller than that are not evidence either way.
+differences smaller than that are not evidence either way between models judged on different rows.
+Models judged on the SAME rows are compared by `reference_auc_minus_this` (the reference model's AUC
+minus this row's) with DeLong's paired standard error `difference_se`: shared rows cancel most of the
+noise, so a difference of two or more paired standard errors is evidence of a real gap.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ml.evaluation.metrics import binary_metrics
+from ml.evaluation.metrics import binary_metrics, paired_auc_difference
 from ml.rankers.features import labels_for
 
-REPORT_COLUMNS = ["model", "task", "rows", "positives", "auc", "auc_se", "gauc", "logloss", "ece"]
+REPORT_COLUMNS = [
+    "model", "task", "rows", "positives", "auc", "auc_se", "reference_auc_minus_this", "difference_se",
+    "gauc", "logloss", "ece",
+]
 
 
 def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
@@ -29,38 +40,77 @@ def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
     return float(np.sqrt(max(variance, 0.0)))
 
 
-def task_rows_and_scores(
-    test: pd.DataFrame, pctr: np.ndarray, pcvr: np.ndarray, task: str
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Holdouts:
+    """The rows the tasks are judged on; `conversion` is `ctr` when both labels are final on one day."""
+
+    ctr: pd.DataFrame
+    conversion: pd.DataFrame
+
+    @classmethod
+    def same_day(cls, test: pd.DataFrame) -> "Holdouts":
+        return cls(ctr=test, conversion=test)
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's predictions: pCTR over `Holdouts.ctr`; pCVR and pCTR over `Holdouts.conversion`."""
+
+    ctr: np.ndarray
+    cvr_on_conversion: np.ndarray
+    ctr_on_conversion: np.ndarray
+
+    @classmethod
+    def same_day(cls, pctr: np.ndarray, pcvr: np.ndarray) -> "ModelScores":
+        return cls(ctr=pctr, cvr_on_conversion=pcvr, ctr_on_conversion=pctr)
+
+    def check_sizes(self, name: str, holdouts: Holdouts) -> None:
+        expected = (len(holdouts.ctr), len(holdouts.conversion), len(holdouts.conversion))
+        actual = (len(self.ctr), len(self.cvr_on_conversion), len(self.ctr_on_conversion))
+        if actual != expected:
+            raise ValueError(
+                f"predictions for {name!r} have (pCTR, pCVR, pCTR on the conversion holdout) sizes {actual} "
+                f"for holdouts of {expected} impressions; score every test impression with both models"
+            )
+
+
+def task_rows_and_scores(holdouts: Holdouts, scores: ModelScores, task: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(rows, labels, scores) a task is judged on; shared by the report and the plots."""
-    pctr, pcvr = np.asarray(pctr, dtype=float), np.asarray(pcvr, dtype=float)
     if task == "ctr":
-        return test, labels_for(test, "ctr"), pctr
+        return holdouts.ctr, labels_for(holdouts.ctr, "ctr"), np.asarray(scores.ctr, dtype=float)
+    conversion = holdouts.conversion
+    pcvr = np.asarray(scores.cvr_on_conversion, dtype=float)
     if task == "cvr":
-        clicked = (test["label_click"] == 1).to_numpy()
-        rows = test[clicked]
+        clicked = (conversion["label_click"] == 1).to_numpy()
+        rows = conversion[clicked]
         return rows, labels_for(rows, "cvr"), pcvr[clicked]
     if task == "ctcvr":
-        return test, labels_for(test, "ctcvr"), pctr * pcvr
+        return conversion, labels_for(conversion, "ctcvr"), np.asarray(scores.ctr_on_conversion, dtype=float) * pcvr
     raise ValueError(f"task must be 'ctr', 'cvr' or 'ctcvr', got {task!r}")
 
 
-def build_ranker_report(test: pd.DataFrame, predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    for name, (pctr, pcvr) in predictions.items():
-        if len(pctr) != len(test) or len(pcvr) != len(test):
-            raise ValueError(
-                f"predictions for {name!r} have {len(pctr)} pCTR / {len(pcvr)} pCVR values "
-                f"for {len(test)} test impressions; score every test impression with both models"
-            )
+def build_ranker_report(
+    holdouts: Holdouts, predictions: dict[str, ModelScores], reference: str | None = None
+) -> pd.DataFrame:
+    """One row per model and task; `reference` (default: the first model) is what the others are
+    compared with, pairwise on the same rows."""
+    reference = reference or next(iter(predictions), None)
+    if predictions and reference not in predictions:
+        raise ValueError(f"reference model {reference!r} is not among the predictions {list(predictions)}")
+    for name, scores in predictions.items():
+        scores.check_sizes(name, holdouts)
     rows = []
-    for name, (pctr, pcvr) in predictions.items():
+    for name, scores in predictions.items():
         for task in ("ctr", "cvr", "ctcvr"):
-            task_rows, labels, scores = task_rows_and_scores(test, pctr, pcvr, task)
-            metrics = binary_metrics(labels, scores, groups=task_rows["user_key"].to_numpy())
+            task_rows, labels, task_scores = task_rows_and_scores(holdouts, scores, task)
+            metrics = binary_metrics(labels, task_scores, groups=task_rows["user_key"].to_numpy())
             positives = int(labels.sum())
+            _, _, reference_scores = task_rows_and_scores(holdouts, predictions[reference], task)
+            difference, difference_se = paired_auc_difference(labels, reference_scores, task_scores)
             rows.append({
                 "model": name, "task": task, "rows": len(labels), "positives": positives, **metrics,
                 "auc_se": auc_standard_error(metrics["auc"], positives, len(labels) - positives),
+                "reference_auc_minus_this": difference, "difference_se": difference_se,
             })
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 

@@ -70,7 +70,7 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
         days = model_holdout_days(conn)
     # The encoder never learns from the rankers' validation or test day, nor from their later training
     # days: its features there are out of sample, as they will be on tomorrow's traffic.
-    learn_days = encoder_days(days)
+    learn_days = encoder_days(days.ctr)
     impression_days = pd.to_datetime(impressions["impression_date"]).dt.date
     encoder_impressions = impressions[impression_days.isin([*learn_days.train_dates, learn_days.validation_date])]
     encoder_config = EncoderConfig(**config.model_dump())

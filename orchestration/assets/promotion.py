@@ -14,7 +14,7 @@ from ml.scoring import LEVEL_CORRECTIONS_TABLE
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.encoder import ENCODER_MODEL_NAME
-from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES
+from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES, holdout_path
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
@@ -49,12 +49,12 @@ def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float
     return holdout_score(predictions, rows, task, PROMOTION_METRIC)  # rows are already the task's
 
 
-def champion_level_corrections(scores: HoldoutEncoderScores, day) -> pd.DataFrame:
-    """Each champion ranker's off-policy level factor on the holdout (ml/rankers/off_policy.py)."""
+def champion_level_corrections(scores_by_task: dict[str, HoldoutEncoderScores], day) -> pd.DataFrame:
+    """Each champion ranker's off-policy level factor on its holdout (ml/rankers/off_policy.py)."""
     records = []
     for task, name in RANKER_NAMES.items():
         champion = load_ranker(name, CHAMPION)
-        rows, predictions = ranker_holdout_predictions(champion, scores, task)
+        rows, predictions = ranker_holdout_predictions(champion, scores_by_task[task], task)
         correction = ips_level_factor(labels_for(rows, task), predictions, rows["propensity"].to_numpy(float))
         records.append({"as_of_date": day, "model_name": name, "model_version": str(champion.version),
                         **correction.as_metadata()})
@@ -77,34 +77,38 @@ def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str |
     group_name="models",
     kinds={"mlflow"},
     deps=["interest_encoder", RANKER_NAMES["ctr"], RANKER_NAMES["cvr"]],
-    description="Compares each model's `challenger` with its `champion` on this partition's test day and "
+    description="Compares each model's `challenger` with its `champion` on this partition's holdout (CTR "
+    "and the encoder: the CTR test day; CVR: the clicks of the conversion holdout) and "
     "moves the `champion` alias only when the challenger is at least as good (AUC); then estimates each "
     "champion ranker's off-policy level factor for scoring candidates (ml.ranker_level_corrections).",
 )
 def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResource):
     day = partition_day(context)
     settings = platform.settings
-    holdout = pd.read_parquet(settings.data_root / "reports" / day.isoformat() / "rankers" / "holdout.parquet")
     with platform.warehouse(read_only=True) as conn:
         event_stream = conn.sql("select * from main.user_event_stream").df()
     configure_mlflow(settings)
 
-    scores = HoldoutEncoderScores(holdout, event_stream)
-    challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores)
+    scores_by_task = {
+        task: HoldoutEncoderScores(pd.read_parquet(holdout_path(settings, day, task)), event_stream)
+        for task in RANKER_NAMES
+    }
+    challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores_by_task["ctr"])
     decisions = [decide_promotion(ENCODER_MODEL_NAME, challenger_version, challenger_auc,
-                                  encoder_holdout_auc(CHAMPION, scores)[1], PROMOTION_METRIC)]
+                                  encoder_holdout_auc(CHAMPION, scores_by_task["ctr"])[1], PROMOTION_METRIC)]
     for task, name in RANKER_NAMES.items():
         challenger = load_ranker(name, CHALLENGER)
         champion = load_ranker(name, CHAMPION)
         decisions.append(decide_promotion(
-            name, challenger.version, ranker_holdout_auc(challenger, scores, task),
-            None if champion is None else ranker_holdout_auc(champion, scores, task), PROMOTION_METRIC,
+            name, challenger.version, ranker_holdout_auc(challenger, scores_by_task[task], task),
+            None if champion is None else ranker_holdout_auc(champion, scores_by_task[task], task),
+            PROMOTION_METRIC,
         ))
     for decision in decisions:
         apply_promotion(decision)
         context.log.info(f"{decision.model_name}: promoted={decision.promoted} ({decision.reason})")
 
-    corrections = champion_level_corrections(scores, day)
+    corrections = champion_level_corrections(scores_by_task, day)
     with platform.warehouse() as conn:
         replace_rows(conn, LEVEL_CORRECTIONS_TABLE, corrections, "as_of_date", day)
 
@@ -114,8 +118,9 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
             "decisions": dg.MetadataValue.md(table.to_markdown(index=False)),
             "promoted": dg.MetadataValue.json({d.model_name: d.promoted for d in decisions}),
             "decision_records": dg.MetadataValue.json([d.as_metadata() for d in decisions]),
-            "holdout_day": str(pd.to_datetime(holdout["impression_date"]).dt.date.iloc[0]),
-            "holdout_impressions": len(holdout),
+            **{f"{task}_holdout_day": str(pd.to_datetime(scores.holdout["impression_date"]).dt.date.iloc[0])
+               for task, scores in scores_by_task.items()},
+            **{f"{task}_holdout_impressions": len(scores.holdout) for task, scores in scores_by_task.items()},
             "champion_level_corrections": dg.MetadataValue.md(corrections.to_markdown(index=False)),
         }
     )

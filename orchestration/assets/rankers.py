@@ -9,7 +9,7 @@ from ml.rankers.comparison import LIGHTGBM, compare_rankers
 from ml.rankers.features import join_encoder_features
 from ml.rankers.mlflow_io import champion_holdout_score, holdout_score, holdout_rows, log_ranker_to_mlflow
 from ml.rankers.plots import save_report_plots
-from ml.rankers.report import build_ranker_report, report_metrics
+from ml.rankers.report import ModelScores, build_ranker_report, report_metrics
 from ml.rankers.splits import split_by_day
 from ml.registry import configure_mlflow
 from ml.scoring import RANKER_NAMES
@@ -25,6 +25,16 @@ PROMOTION_METRIC = "auc"
 ENCODER_ALONE = "interest_encoder_alone"
 
 
+def holdout_path(settings, day: dt.date, task: str):
+    """Where a partition's holdout for `task` is kept for model_promotion: the CTR test day's impressions
+    for 'ctr' (and the encoder), the conversion holdout's impressions for 'cvr'."""
+    return settings.data_root / "reports" / day.isoformat() / "rankers" / f"holdout_{task}.parquet"
+
+
+def _sigmoid(logits: pd.Series) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.to_numpy(float)))
+
+
 def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     encoder_scores = conn.execute(
         "select impression_id, encoder_logit, encoder_similarity, label_seen_by_encoder "
@@ -32,7 +42,7 @@ def load_training_sets(conn, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     ).df()
     ctr = join_encoder_features(
         # Ordered on read: the marts are sets, and LightGBM's bagging depends on row order.
-        conn.sql("select * from main.ctr_training_set where conversion_label_final order by impression_id").df(),
+        conn.sql("select * from main.ctr_training_set order by impression_id").df(),
         encoder_scores
     )
     cvr = join_encoder_features(
@@ -83,30 +93,38 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
         days = model_holdout_days(conn)
         ctr_set, cvr_set = load_training_sets(conn, day)
     ctr_set = attach_oracle(ctr_set, settings)
-    ctr_train, ctr_valid, test = split_by_day(ctr_set, days.test_date, days.validation_date)
-    cvr_train, cvr_valid, _ = split_by_day(cvr_set, days.test_date, days.validation_date)
-    context.log.info(f"Training rankers: {days.as_metadata()}, {len(ctr_train):,} train impressions")
+    ctr = split_by_day(ctr_set, days.ctr.test_date, days.ctr.validation_date)
+    conversion = split_by_day(ctr_set, days.conversion.test_date, days.conversion.validation_date)
+    cvr_train, cvr_valid, _ = split_by_day(cvr_set, days.conversion.test_date, days.conversion.validation_date)
+    context.log.info(f"Training rankers: {days.as_metadata()}, {len(ctr.train):,} CTR train impressions, "
+                     f"{len(cvr_train):,} CVR train clicks")
 
-    comparison = compare_rankers(ctr_train, ctr_valid, test, cvr_train, cvr_valid)
+    comparison = compare_rankers(ctr, cvr_train, cvr_valid, conversion)
+    holdouts = comparison.holdouts
     # The encoder alone as a click model (its pCVR borrowed from LightGBM so the row is complete).
-    comparison.predictions[ENCODER_ALONE] = (
-        1.0 / (1.0 + np.exp(-test["encoder_logit"].to_numpy(float))), comparison.predictions[LIGHTGBM][1])
-    report = build_ranker_report(test, comparison.predictions)
+    comparison.predictions[ENCODER_ALONE] = ModelScores(
+        ctr=_sigmoid(holdouts.ctr["encoder_logit"]),
+        cvr_on_conversion=comparison.predictions[LIGHTGBM].cvr_on_conversion,
+        ctr_on_conversion=_sigmoid(holdouts.conversion["encoder_logit"]),
+    )
+    report = build_ranker_report(holdouts, comparison.predictions)
+    report_dir = settings.data_root / "reports" / day.isoformat() / "rankers"
     plot_paths = save_report_plots(
-        test, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker},
-        settings.data_root / "reports" / day.isoformat() / "rankers",
+        holdouts, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}, report_dir
     )
     holdout_metrics = report_metrics(report, LIGHTGBM)
 
     configure_mlflow(settings)
     tags = run_tags(context) | {"encoder_run_id": encoder_run_id(settings, day)}
-    test_path = settings.data_root / "reports" / day.isoformat() / "rankers" / "holdout.parquet"
-    test.to_parquet(test_path)
+    holdout_paths = {task: holdout_path(settings, day, task) for task in RANKER_NAMES}
+    holdouts.ctr.to_parquet(holdout_paths["ctr"])
+    holdouts.conversion.to_parquet(holdout_paths["cvr"])
     for task, fitted in (("ctr", comparison.ctr_ranker), ("cvr", comparison.cvr_ranker)):
         name = RANKER_NAMES[task]
+        holdout = holdouts.ctr if task == "ctr" else holdouts.conversion
         run_id, version = log_ranker_to_mlflow(fitted, name, report, plot_paths, tags, holdout_metrics)
-        challenger_score = holdout_score(fitted.predict(holdout_rows(test, task)), test, task, PROMOTION_METRIC)
-        champion_score = champion_holdout_score(name, test, task, PROMOTION_METRIC)
+        challenger_score = holdout_score(fitted.predict(holdout_rows(holdout, task)), holdout, task, PROMOTION_METRIC)
+        champion_score = champion_holdout_score(name, holdout, task, PROMOTION_METRIC)
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
@@ -119,6 +137,6 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
                 "model_version": version,
                 f"challenger_holdout_{PROMOTION_METRIC}": challenger_score,
                 f"champion_holdout_{PROMOTION_METRIC}": champion_score if champion_score is not None else "none",
-                "holdout_path": dg.MetadataValue.path(str(test_path)),
+                "holdout_path": dg.MetadataValue.path(str(holdout_paths[task])),
             },
         )
