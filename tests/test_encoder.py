@@ -181,6 +181,31 @@ def test_save_load_round_trip(fitted, marketplace, tmp_path):
     assert loaded.metrics == pytest.approx(fitted.metrics) and loaded.config == fitted.config
 
 
+def test_an_encoder_saved_before_the_input_norm_still_loads_and_scores(fitted, marketplace, tmp_path):
+    """Registered champions outlive code changes: an artifact without `input_norm` (and without
+    its weights) loads as the model it was, with no input LayerNorm."""
+    import json
+
+    from ml.encoder.fitted import META_FILE, WEIGHTS_FILE
+    from ml.encoder.model import InterestEncoder
+
+    event_stream, impressions, _ = marketplace
+    old = fitted.model.sizes.__class__(**{**vars(fitted.model.sizes), "input_norm": False})
+    old_model = InterestEncoder(old)
+    old_model.load_state_dict({k: v for k, v in fitted.model.state_dict().items() if not k.startswith("ln_in.")})
+    directory = FittedEncoder(old_model, fitted.config, fitted.ads, fitted.metrics, fitted.history).save(tmp_path / "old")
+    meta = json.loads((directory / META_FILE).read_text())
+    del meta["sizes"]["input_norm"]
+    (directory / META_FILE).write_text(json.dumps(meta))
+    assert not any(k.startswith("ln_in.") for k in torch.load(directory / WEIGHTS_FILE, weights_only=True))
+    loaded = FittedEncoder.load(directory)
+    assert isinstance(loaded.model.ln_in, torch.nn.Identity)
+    sample = impressions.head(20)
+    pd.testing.assert_frame_equal(loaded.score_impressions(event_stream, sample),
+                                  FittedEncoder(old_model, fitted.config, fitted.ads, fitted.metrics,
+                                                fitted.history).score_impressions(event_stream, sample))
+
+
 def test_mlflow_registers_challenger(fitted, tmp_path):
     import mlflow
     from mlflow import MlflowClient

@@ -105,6 +105,7 @@ class FittedEncoder:
         config = EncoderConfig(**meta["config"])
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        model = InterestEncoder(ModelSizes(**meta["sizes"]))
+        # Encoders saved before the input LayerNorm existed have no "input_norm" and no such weights.
+        model = InterestEncoder(ModelSizes(**{"input_norm": False, **meta["sizes"]}))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         return cls(model, config, pd.read_parquet(directory / ADS_FILE), meta["metrics"], meta["history"])
