@@ -60,8 +60,8 @@ def add_hidden_state(impressions: pd.DataFrame, truth: GroundTruth) -> pd.DataFr
     day = truth.day_index(frame["impression_date"])
     category = world.ad_category[ads]
     return frame.assign(
-        true_interest_day_before=world.interest_feature(truth._category_interest(users, day - 1, category)),
-        true_interest_same_day=world.interest_feature(truth._category_interest(users, day, category)),
+        true_interest_day_before=world.interest_feature(truth.category_interest(users, day - 1, category)),
+        true_interest_same_day=world.interest_feature(truth.category_interest(users, day, category)),
         true_brand_affinity=world.brand_affinity(users, world.ad_brand[ads]),
         true_ad_quality=world.ad_quality[ads],
     )

@@ -86,7 +86,7 @@ class GroundTruth:
             )
         if n and (hour.min() < 0 or hour.max() > 23):
             raise ValueError(f"hours must be in 0..23, got range {hour.min()}..{hour.max()}")
-        share = self._category_interest(user_idx, day_idx, self.world.ad_category[ad_idx])
+        share = self.category_interest(user_idx, day_idx, self.world.ad_category[ad_idx])
         pctr, pcvr = np.empty(n), np.empty(n)
         for lo in range(0, n, ORACLE_CHUNK_ROWS):
             part = slice(lo, lo + ORACLE_CHUNK_ROWS)
@@ -96,7 +96,7 @@ class GroundTruth:
             pcvr[part] = self.world.pcvr(share[part], u, a)
         return pctr, pcvr
 
-    def _category_interest(self, user_idx: np.ndarray, day_idx: np.ndarray, category: np.ndarray) -> np.ndarray:
+    def category_interest(self, user_idx: np.ndarray, day_idx: np.ndarray, category: np.ndarray) -> np.ndarray:
         """Interest share of each row's user in the row's category, computed once per distinct (user, day)."""
         if len(user_idx) == 0:
             return np.zeros(0)
