@@ -89,8 +89,9 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
         event_stream = conn.sql("select * from main.user_event_stream").df()
     configure_mlflow(settings)
 
+    # Each task's rows only (CVR: the clicks), so the encoders score nothing no decision reads.
     scores_by_task = {
-        task: HoldoutEncoderScores(pd.read_parquet(holdout_path(settings, day, task)), event_stream)
+        task: HoldoutEncoderScores(holdout_rows(pd.read_parquet(holdout_path(settings, day, task)), task), event_stream)
         for task in RANKER_NAMES
     }
     challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores_by_task["ctr"])
@@ -120,7 +121,7 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
             "decision_records": dg.MetadataValue.json([d.as_metadata() for d in decisions]),
             **{f"{task}_holdout_day": str(pd.to_datetime(scores.holdout["impression_date"]).dt.date.iloc[0])
                for task, scores in scores_by_task.items()},
-            **{f"{task}_holdout_impressions": len(scores.holdout) for task, scores in scores_by_task.items()},
+            **{f"{task}_holdout_rows": len(scores.holdout) for task, scores in scores_by_task.items()},
             "champion_level_corrections": dg.MetadataValue.md(corrections.to_markdown(index=False)),
         }
     )
