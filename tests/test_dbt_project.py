@@ -137,6 +137,10 @@ def test_ad_features_use_the_version_in_effect_and_prior_days(built_warehouse):
     assert ad_100[dt.date(2026, 11, 3)]["bid"] == pytest.approx(0.8)
     # impressions 3 and 5 (11-01) and one valid click; impression 5's late click landed on 11-02
     assert (ad_100[dt.date(2026, 11, 2)]["ad_impressions_7d"], ad_100[dt.date(2026, 11, 2)]["ad_clicks_7d"]) == (2, 1)
+    # ad 100's conversion happened on 11-03 09:00: seen from the 11-04 snapshot on, never before
+    assert [ad_100[day]["ad_conversions_7d"] for day in (dt.date(2026, 11, 3), dt.date(2026, 11, 4))] == [0, 1]
+    for row in ad_100.values():  # smoothed with cvr_prior 0.1, weight 20 (dbt_project.yml)
+        assert row["ad_cvr_7d"] == pytest.approx((row["ad_conversions_7d"] + 2.0) / (row["ad_clicks_7d"] + 20.0))
     first_snapshot_of_ad_300 = query(built_warehouse, "select min(snapshot_date) from ad_features where ad_id = 300")
     assert first_snapshot_of_ad_300 == [(dt.date(2026, 11, 2),)]
 
@@ -164,7 +168,7 @@ def test_candidate_features_share_the_training_feature_columns(built_warehouse):
         described("ctr_training_set"), described("cvr_training_set"), described("candidate_features")
     )
     feature_tail = ctr_columns[ctr_columns.index(("hour", "INTEGER")):]
-    assert len(feature_tail) == 27
+    assert len(feature_tail) == 29
     assert cvr_columns == ctr_columns
     assert candidate_columns[-len(feature_tail):] == feature_tail
 

@@ -24,6 +24,12 @@
         / (({{ impressions }}) + {{ var("ctr_prior_weight") }})
 {%- endmacro %}
 
+{#- The same smoothing for conversions per click. -#}
+{% macro smoothed_cvr(conversions, clicks) -%}
+    (({{ conversions }}) + {{ var("cvr_prior") }} * {{ var("cvr_prior_weight") }})
+        / (({{ clicks }}) + {{ var("cvr_prior_weight") }})
+{%- endmacro %}
+
 {#- A `user_keys` CTE: (user_id, user_key) for each distinct user_id of `relation`. Hashing the few
     distinct ids and joining them back costs a fraction of one md5 per event row; a null user_id
     finds no match and gets a null user_key, as md5 of a null would give. -#}

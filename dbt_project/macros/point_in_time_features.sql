@@ -14,7 +14,7 @@
         'gender', 'age_band', 'city_tier', 'occupation', 'user_tenure_days',
         'user_events_7d', 'user_buys_7d', 'user_ad_impressions_7d', 'user_ad_clicks_7d', 'user_ad_ctr_7d',
         'category_id', 'brand_id', 'price', 'bid', 'bid_type', 'objective',
-        'ad_impressions_7d', 'ad_clicks_7d', 'ad_ctr_7d', 'ad_age_days',
+        'ad_impressions_7d', 'ad_clicks_7d', 'ad_ctr_7d', 'ad_conversions_7d', 'ad_cvr_7d', 'ad_age_days',
         'user_category_events_7d', 'user_brand_events_7d',
         'hours_since_user_category_event', 'hours_since_user_brand_event',
     ]) }}
@@ -37,6 +37,8 @@ with with_ad_snapshot as (
         ad_snapshot.ad_impressions_7d,
         ad_snapshot.ad_clicks_7d,
         ad_snapshot.ad_ctr_7d,
+        ad_snapshot.ad_conversions_7d,
+        ad_snapshot.ad_cvr_7d,
         ad_snapshot.ad_age_days
     from {{ base }} as base
     left join {{ ref('ad_features') }} as ad_snapshot
@@ -74,7 +76,7 @@ user_{{ kind }}_lookup as (
 select
     base.* exclude (
         hour, slot, category_id, brand_id, price, bid, bid_type, objective,
-        ad_impressions_7d, ad_clicks_7d, ad_ctr_7d, ad_age_days
+        ad_impressions_7d, ad_clicks_7d, ad_ctr_7d, ad_conversions_7d, ad_cvr_7d, ad_age_days
     ),
     -- context
     cast(base.hour as integer) as hour,
@@ -101,6 +103,8 @@ select
     coalesce(base.ad_impressions_7d, 0) as ad_impressions_7d,
     coalesce(base.ad_clicks_7d, 0) as ad_clicks_7d,
     coalesce(base.ad_ctr_7d, {{ smoothed_ctr('0', '0') }}) as ad_ctr_7d,
+    coalesce(base.ad_conversions_7d, 0) as ad_conversions_7d,
+    coalesce(base.ad_cvr_7d, {{ smoothed_cvr('0', '0') }}) as ad_cvr_7d,
     base.ad_age_days,
     -- user x ad
     coalesce(category_history.events_in_window, 0) as user_category_events_7d,

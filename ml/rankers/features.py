@@ -22,7 +22,8 @@ NUMERIC: list[str] = [
     "hour", "slot", "day_of_week",
     "user_tenure_days", "user_events_7d", "user_buys_7d",
     "user_ad_impressions_7d", "user_ad_clicks_7d", "user_ad_ctr_7d",
-    "price", "bid", "ad_impressions_7d", "ad_clicks_7d", "ad_ctr_7d", "ad_age_days",
+    "price", "bid", "ad_impressions_7d", "ad_clicks_7d", "ad_ctr_7d",
+    "ad_conversions_7d", "ad_cvr_7d", "ad_age_days",
     "user_category_events_7d", "user_brand_events_7d",
     "hours_since_user_category_event", "hours_since_user_brand_event",
 ]

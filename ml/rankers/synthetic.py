@@ -73,6 +73,7 @@ def synthetic_impressions(
     ad_impressions_7d = rng.poisson(500, n_impressions)
     ad_clicks_7d = rng.binomial(ad_impressions_7d, _sigmoid(-3.0 + ad_quality[ad]))
     user_clicks_7d = rng.binomial(user_impressions_7d, 0.05)
+    ad_conversions_7d = rng.binomial(ad_clicks_7d, 0.1)
     return pd.DataFrame({
         "impression_id": np.arange(1, n_impressions + 1, dtype=np.int64),
         "user_key": np.array([f"u{u:06d}" for u in range(n_users)], dtype=object)[user],
@@ -97,6 +98,7 @@ def synthetic_impressions(
         "price": ad_price[ad], "bid": ad_bid[ad], "bid_type": ad_bid_type[ad], "objective": ad_objective[ad],
         "ad_impressions_7d": ad_impressions_7d, "ad_clicks_7d": ad_clicks_7d,
         "ad_ctr_7d": ad_clicks_7d / np.maximum(ad_impressions_7d, 1), "ad_age_days": ad_age[ad],
+        "ad_conversions_7d": ad_conversions_7d, "ad_cvr_7d": (ad_conversions_7d + 2.0) / (ad_clicks_7d + 20.0),
         "user_category_events_7d": category_events, "user_brand_events_7d": brand_events,
         "hours_since_user_category_event": np.where(category_events > 0, rng.exponential(30, n_impressions), np.nan),
         "hours_since_user_brand_event": np.where(brand_events > 0, rng.exponential(50, n_impressions), np.nan),

@@ -81,6 +81,7 @@ select
     cast(with_ad_version.ad_clicks_7d as bigint) as ad_clicks_7d,
     cast(with_ad_version.ad_conversions_7d as bigint) as ad_conversions_7d,
     {{ smoothed_ctr('with_ad_version.ad_clicks_7d', 'with_ad_version.ad_impressions_7d') }} as ad_ctr_7d,
+    {{ smoothed_cvr('with_ad_version.ad_conversions_7d', 'with_ad_version.ad_clicks_7d') }} as ad_cvr_7d,
     cast(date_diff('day', with_ad_version.first_landed_date, with_ad_version.snapshot_date) as integer) as ad_age_days
 from with_ad_version
 asof left join campaign_versions
