@@ -190,3 +190,12 @@ def test_cvr_ranker_trains_on_clicks(days):
     cvr_ranker = fit_ranker(clicked(train), clicked(valid), "cvr")
     assert cvr_ranker.training_rows == int(train["label_click"].sum())
     assert auc(clicked(test)["label_conversion"], cvr_ranker.predict(clicked(test))) > 0.58
+
+
+def test_default_calibration_keeps_the_ranking(days, ctr_ranker):
+    """Platt scaling is strictly increasing: calibrated scores rank exactly as the raw ones."""
+    _, _, test = days
+    assert ctr_ranker.calibrator.method == "platt"
+    raw, calibrated = ctr_ranker.predict_raw(test), ctr_ranker.predict(test)
+    assert auc(test["label_click"], calibrated) == pytest.approx(auc(test["label_click"], raw), abs=1e-12)
+    assert (np.diff(calibrated[np.argsort(raw, kind="stable")]) >= 0).all()

@@ -2,8 +2,11 @@
 
 Bids are priced on pCTR x bid, so a ranker that ranks well but is off in level overspends or
 underspends budgets; calibration fixes the level without touching the ranking much.
-- isotonic: monotone step function, flexible, needs a few hundred positives;
-- platt: logistic regression on the raw logit (two parameters), safer on small validation days.
+- platt (the default): logistic regression on the raw logit, two parameters and strictly
+  increasing, so the ranking and the AUC are exactly the raw model's;
+- isotonic: a monotone step function, flexible but flat within each step: the ties it makes cost
+  AUC. Measured on the demo's CTR test day: -0.0028 AUC (paired SE 0.0011) against the raw model,
+  for an ECE no better than Platt's (LightGBM's binary objective is close to calibrated already).
 """
 from __future__ import annotations
 
@@ -16,8 +19,6 @@ from sklearn.linear_model import LogisticRegression
 
 CalibrationMethod = Literal["auto", "isotonic", "platt", "none"]
 PROBABILITY_FLOOR = 1e-6
-# Isotonic overfits small validation days (a step per few positives); below this use Platt.
-MIN_POSITIVES_FOR_ISOTONIC = 300
 
 
 def _logit(probabilities: np.ndarray) -> np.ndarray:
@@ -47,9 +48,7 @@ def fit_calibrator(raw_probabilities, labels, method: CalibrationMethod = "auto"
     raw = np.asarray(raw_probabilities, dtype=float)
     label_array = np.asarray(labels, dtype=int)
     if method == "auto":
-        positives = int(label_array.sum())
-        enough = min(positives, len(label_array) - positives) >= MIN_POSITIVES_FOR_ISOTONIC
-        method = "isotonic" if enough else "platt"
+        method = "platt"
     if method == "none" or len(np.unique(label_array)) < 2:
         # One class on the validation day: nothing to calibrate against, keep raw scores.
         return Calibrator(method="none")
