@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -23,9 +22,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from ml.evaluation.metrics import auc, paired_auc_difference  # noqa: E402
-from ml.rankers.features import FeatureSpec, join_encoder_features, labels_for  # noqa: E402
+from ml.rankers.features import join_encoder_features, labels_for  # noqa: E402
 from ml.rankers.splits import split_by_day  # noqa: E402
-from ml.rankers.training import DEFAULT_EARLY_STOPPING_ROUNDS, DEFAULT_NUM_BOOST_ROUND, DEFAULT_PARAMS  # noqa: E402
+from ml.rankers.training import fit_ranker  # noqa: E402
 from ml.settings import Settings  # noqa: E402
 from ml.simulator import GroundTruth  # noqa: E402
 from ml.simulator.world import ID_OFFSETS  # noqa: E402
@@ -68,17 +67,9 @@ def add_hidden_state(impressions: pd.DataFrame, truth: GroundTruth) -> pd.DataFr
 
 
 def fit_and_score(train, valid, test, extra: list[str]) -> np.ndarray:
-    """The registered CTR recipe (features, parameters, early stopping) with `extra` numeric columns."""
-    spec = FeatureSpec.fit(train)
-
-    def inputs(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.concat([spec.transform(frame), frame[extra].astype(float)], axis=1)
-
-    train_set = lgb.Dataset(inputs(train), label=labels_for(train, "ctr"), categorical_feature=spec.categorical)
-    valid_set = lgb.Dataset(inputs(valid), label=labels_for(valid, "ctr"), reference=train_set)
-    booster = lgb.train({**DEFAULT_PARAMS, "num_threads": 1}, train_set, num_boost_round=DEFAULT_NUM_BOOST_ROUND,
-                        valid_sets=[valid_set], callbacks=[lgb.early_stopping(DEFAULT_EARLY_STOPPING_ROUNDS, verbose=False)])
-    return booster.predict(inputs(test), num_iteration=booster.best_iteration)
+    """The registered CTR recipe (`fit_ranker`: features, parameters, early stopping, calibration)
+    with `extra` numeric columns after its own."""
+    return fit_ranker(train, valid, "ctr", extra_numeric=extra).predict(test)
 
 
 def main() -> None:

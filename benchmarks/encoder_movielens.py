@@ -204,19 +204,22 @@ def main() -> None:
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
     rows = [run_ours(split, args.epochs, args.dropout, lr=args.lr, logit_scale=args.logit_scale)]
     print(markdown_table(rows), flush=True)
+    means: dict[str, dict] = {}  # "ours" / RecBole model name -> its mean-of-seeds row
     if args.seeds > 1:
         # One seed of a 943-user test set moves NDCG@10 by about its standard error (~0.006): the
         # mean over seeds says more about the recipe than seed 2020 alone.
         runs = rows[:1] + [run_ours(split, args.epochs, args.dropout, lr=args.lr, logit_scale=args.logit_scale,
                                     seed=2020 + i, progress=False) for i in range(1, args.seeds)]
-        rows.append(mean_of_seeds(runs, "InterestEncoder, ours"))
+        means["ours"] = mean_of_seeds(runs, "InterestEncoder, ours")
+        rows.append(means["ours"])
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
     for model_name in filter(None, args.recbole_models.split(",")):
         bench_python = args.bench_venv / "bin" / "python"
         runs = [run_recbole(model_name, args.epochs, bench_python, seed=2020 + i) for i in range(args.recbole_seeds)]
         rows.append(runs[0])  # seed 2020, the shared protocol's
         if len(runs) > 1:
-            rows.append(mean_of_seeds(runs, f"RecBole {model_name}"))
+            means[model_name] = mean_of_seeds(runs, f"RecBole {model_name}")
+            rows.append(means[model_name])
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
 
     sasrec = next((row for row in rows if row["model"] == "RecBole SASRec"), None)
@@ -237,12 +240,9 @@ def main() -> None:
               f"{ours['train_sequences_per_second'] / sasrec['train_sequences_per_second']:.2f}; "
               f"NDCG@10 at {args.epochs} epochs, seed 2020: ours {ours['test_ndcg@10']:.4f} vs SASRec "
               f"{sasrec['test_ndcg@10']:.4f}")
-        means = {row["model"]: row for row in rows if "mean of" in row["model"]}
-        ours_mean = next((row for name, row in means.items() if name.startswith("InterestEncoder")), None)
-        sasrec_mean = next((row for name, row in means.items() if name.startswith("RecBole SASRec")), None)
-        if ours_mean and sasrec_mean:
-            print(f"NDCG@10 at {args.epochs} epochs, mean over seeds: ours {ours_mean['test_ndcg@10']:.4f} "
-                  f"vs SASRec {sasrec_mean['test_ndcg@10']:.4f}")
+        if "ours" in means and "SASRec" in means:
+            print(f"NDCG@10 at {args.epochs} epochs, mean over seeds: ours {means['ours']['test_ndcg@10']:.4f} "
+                  f"vs SASRec {means['SASRec']['test_ndcg@10']:.4f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2, default=str))
 

@@ -199,3 +199,13 @@ def test_default_calibration_keeps_the_ranking(days, ctr_ranker):
     raw, calibrated = ctr_ranker.predict_raw(test), ctr_ranker.predict(test)
     assert auc(test["label_click"], calibrated) == pytest.approx(auc(test["label_click"], raw), abs=1e-12)
     assert (np.diff(calibrated[np.argsort(raw, kind="stable")]) >= 0).all()
+
+
+def test_extra_numeric_columns_join_the_registered_recipe(days, ctr_ranker):
+    """benchmarks/ctr_information_ceiling.py hands fit_ranker extra columns: they are used, after
+    the standard features, and the standard model is unchanged without them."""
+    train, valid, test = days
+    with_truth = fit_ranker(train, valid, "ctr", extra_numeric=["true_pctr"])
+    assert with_truth.feature_spec.features == ctr_ranker.feature_spec.features + ["true_pctr"]
+    assert with_truth.feature_importance().set_index("feature").loc["true_pctr", "gain_share"] > 0.1
+    assert auc(test["label_click"], with_truth.predict(test)) > auc(test["label_click"], ctr_ranker.predict(test))

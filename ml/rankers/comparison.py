@@ -9,6 +9,7 @@ same days (every label final), one CTR fit serves both.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -103,8 +104,9 @@ def compare_rankers(
         early_ctr_model = ctr_model if one_split else recipe(conversion.train, conversion.valid, "ctr")
         predictions[name] = scores(ctr_model, early_ctr_model, recipe(cvr_train, cvr_valid, "cvr"))
     for name, day_ahead in ((ORACLE, False), (ORACLE_DAY_AHEAD, True)):
-        truth = {task: (lambda frame, task=task: oracle_predictions(frame, task, day_ahead)) for task in ("ctr", "cvr")}
-        if truth["ctr"](ctr.test) is not None and truth["cvr"](conversion.test) is not None:
-            predictions[name] = scores(truth["ctr"], truth["ctr"], truth["cvr"])
+        true_ctr = partial(oracle_predictions, task="ctr", day_ahead=day_ahead)
+        true_cvr = partial(oracle_predictions, task="cvr", day_ahead=day_ahead)
+        if true_ctr(ctr.test) is not None and true_cvr(conversion.test) is not None:
+            predictions[name] = scores(true_ctr, true_ctr, true_cvr)
     return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=cvr_ranker,
                             holdouts=Holdouts(ctr=ctr.test, conversion=conversion.test), predictions=predictions)

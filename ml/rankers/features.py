@@ -7,6 +7,7 @@ becomes NaN (LightGBM sends it down the "missing" branch) instead of silently sh
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,8 +99,11 @@ class FeatureSpec:
         return [name for name in self.features if name in self.categorical_levels]
 
     @classmethod
-    def fit(cls, training_frame: pd.DataFrame, use_encoder_features: bool = True) -> "FeatureSpec":
-        names = feature_names(use_encoder_features)
+    def fit(cls, training_frame: pd.DataFrame, use_encoder_features: bool = True,
+            extra_numeric: Sequence[str] = ()) -> "FeatureSpec":
+        """`extra_numeric`: more numeric columns after the standard ones (experiments, e.g.
+        benchmarks/ctr_information_ceiling.py; the pipeline never passes any)."""
+        names = feature_names(use_encoder_features) + list(extra_numeric)
         missing = [name for name in names if name not in training_frame.columns]
         if missing:
             hint = " (join encoder outputs with join_encoder_features or pass use_encoder_features=False)" \

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -105,6 +106,7 @@ def fit_ranker(
     calibration: CalibrationMethod = "auto",
     num_boost_round: int = DEFAULT_NUM_BOOST_ROUND,
     early_stopping_rounds: int = DEFAULT_EARLY_STOPPING_ROUNDS,
+    extra_numeric: Sequence[str] = (),
 ) -> FittedRanker:
     """Train on `train`, early-stop and calibrate on `valid` (the day before the test day).
 
@@ -113,7 +115,7 @@ def fit_ranker(
     """
     if task not in ("ctr", "cvr"):
         raise ValueError(f"task must be 'ctr' or 'cvr', got {task!r}")
-    feature_spec = FeatureSpec.fit(train, use_encoder_features)
+    feature_spec = FeatureSpec.fit(train, use_encoder_features, extra_numeric)
     train_labels, valid_labels = labels_for(train, task), labels_for(valid, task)
     if len(np.unique(train_labels)) < 2:
         raise ValueError(f"{task} training rows hold a single class ({len(train_labels)} rows); need both labels")
