@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
+from ml.ordering import in_key_order
 from ml.rankers.features import ENCODER_FEATURES
 from ml.warehouse import table_exists
 
@@ -55,7 +56,10 @@ class ChampionScorer:
     def score(self, features: pd.DataFrame, event_stream: pd.DataFrame, as_of: pd.Timestamp,
               explain: bool = True) -> pd.DataFrame:
         """`features` holds the rankers' columns per (user_key, ad_id); adds pctr, pcvr, versions,
-        level factors and (with `explain`) the top two SHAP features of the CTR ranker."""
+        level factors and (with `explain`) the top two SHAP features of the CTR ranker. Rows come back
+        in (user_key, ad_id) order: the encoder scores in batches, so a fixed order keeps its floats
+        identical however the caller read the features."""
+        features = in_key_order(features, ["user_key", "ad_id"])
         scored = features.copy()
         pairs = features[["user_key", "ad_id"]]
         encoder_scores = {run: encoder.score_pairs(event_stream, pairs, as_of=as_of)

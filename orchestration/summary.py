@@ -6,6 +6,7 @@ import datetime as dt
 import duckdb
 from mlflow import MlflowClient
 
+from ml.allocation.fingerprint import schedule_hash
 from ml.registry import CHALLENGER, CHAMPION, configure_mlflow
 from ml.settings import Settings
 
@@ -68,11 +69,7 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         counts = table_counts(conn)
         try:
-            schedule = conn.execute(
-                "select count(*), count(distinct user_key), round(sum(expected_cost), 2), round(sum(expected_value), 2)"
-                " from ml.daily_ad_schedule where schedule_date = ?",
-                [schedule_day],
-            ).fetchone()
+            schedule = conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?", [schedule_day]).df()
         except duckdb.Error:
             schedule = None
     print("\n" + "=" * 72)
@@ -83,10 +80,12 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     print("-" * 72 + "\nMLflow registry:")
     for line in registry_lines(settings):
         print(line)
-    if schedule:
+    if schedule is not None:
         print("-" * 72)
-        print(f"Schedule {schedule_day}: {schedule[0]:,} slots for {schedule[1]:,} users, "
-              f"expected spend {schedule[2]}, expected value {schedule[3]}")
+        print(f"Schedule {schedule_day}: {len(schedule):,} slots for {schedule['user_key'].nunique():,} users, "
+              f"expected spend {schedule['expected_cost'].sum():.2f}, "
+              f"expected value {schedule['expected_value'].sum():.2f}")
+        print(f"Schedule hash: {schedule_hash(schedule)}  (equal hashes = identical schedules)")
     print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
     for line in evaluation_lines(settings):
         print(line)

@@ -146,8 +146,9 @@ def test_pairs_and_embeddings_use_history_before_as_of(fitted, marketplace):
     assert np.isclose(u0 @ ad0, scored.encoder_similarity[0], atol=1e-4)
 
 
-def test_same_seed_same_model(marketplace, fitted):
-    event_stream, impressions, ads = marketplace
+def test_same_seed_same_model_whatever_the_row_order(marketplace, fitted):
+    event_stream, impressions, ads = (frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+                                      for frame in marketplace)
     again = fit_interest_encoder(event_stream, impressions, ads, VALIDATION_DATE, SMALL, progress=False)
     assert [h["train_loss"] for h in again.history] == [h["train_loss"] for h in fitted.history]
     for name, value in fitted.model.state_dict().items():

@@ -109,3 +109,50 @@ def test_schedule_scores_carry_the_champions_level_correction(pipeline):
     assert len(used) == 1
     assert used.iloc[0]["ctr_level_factor"] == pytest.approx(by_model["ctr_ranker"])
     assert used.iloc[0]["cvr_level_factor"] == pytest.approx(by_model["cvr_ranker"])
+
+
+# Last in the module: it rewrites the warehouse's tables (same rows, another physical order).
+def test_delivery_and_evaluation_repeat_exactly_on_shuffled_inputs(pipeline):
+    """The delivery and evaluation steps run again on the same warehouse, their input tables
+    rewritten in a random physical order and read by DuckDB with several threads, give the same
+    candidates, schedule rows (and hash) and evaluation table to the last bit."""
+    import dagster as dg
+    from pandas.testing import assert_frame_equal
+
+    from orchestration import definitions
+
+    settings, instance, _, _, days = pipeline
+    schedule_day = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
+    outputs = {"ml.ad_candidates": ["user_key", "ad_id", "source"],
+               "ml.daily_ad_schedule": ["user_key", "hour", "slot", "ad_id"],
+               "ml.policy_evaluation": ["policy"]}
+
+    def read_outputs():
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+            return {table: conn.execute(f"select * from {table} where schedule_date = ? order by {', '.join(keys)}",
+                                        [schedule_day]).df() for table, keys in outputs.items()}
+
+    def schedule_hash_metadata():
+        event = instance.get_latest_materialization_event(dg.AssetKey("daily_ad_schedule"))
+        return event.asset_materialization.metadata["schedule_hash"].value
+
+    before, hash_before = read_outputs(), schedule_hash_metadata()
+    inputs = ["main.candidate_features", "main.ad_features", "main.user_event_stream", "main.user_hourly_activity",
+              "main.hourly_traffic", "ml.ad_candidates", "ml.scored_candidates"]
+    with duckdb.connect(str(settings.warehouse_path)) as conn:  # keeps the shuffled order on write
+        conn.execute("set threads = 4")
+        conn.execute("select setseed(0.25)")
+        for table in inputs:
+            first_rows = conn.execute(f"select * from {table} limit 5").df()
+            conn.execute(f"create or replace table {table} as select * from {table} order by random()")
+            assert not conn.execute(f"select * from {table} limit 5").df().equals(first_rows), table
+
+    rerun = definitions.defs.resolve_job_def("daily_pipeline").execute_in_process(
+        partition_key=days[-1], instance=instance,
+        asset_selection=[dg.AssetKey(name) for name in ("ad_candidates", "daily_ad_schedule", "policy_evaluation")])
+    assert rerun.success
+    after = read_outputs()
+    for table in outputs:
+        assert len(before[table]) > 0, table
+        assert_frame_equal(after[table], before[table], obj=table)
+    assert schedule_hash_metadata() == hash_before

@@ -31,6 +31,7 @@ from ml.allocation.pacing import (HOURS, cumulative_spend_caps, inventory_share,
                                   traffic_forecast)
 from ml.allocation.reasons import build_reasons
 from ml.allocation.repair import trim_to_caps
+from ml.ordering import in_key_order
 
 SCHEDULE_COLUMNS = ["user_key", "schedule_date", "hour", "slot", "ad_id", "campaign_id", "advertiser_id",
                     "pctr", "pcvr", "bid", "bid_type", "expected_value", "expected_cost", "source", "reason"]
@@ -79,6 +80,10 @@ def allocate(candidates: pd.DataFrame, campaigns: pd.DataFrame, user_hours: pd.D
     if priority_override is not None:
         frame["_priority"] = np.asarray(priority_override, dtype=float)
     instance = build_instance(frame, campaigns, schedule_date, config)
+    # Sums over hours and users happen in row order; the profiles' order must not move the plan.
+    user_hours = in_key_order(user_hours, ["user_key", "hour"])
+    if hourly_traffic is not None:
+        hourly_traffic = in_key_order(hourly_traffic, ["hour"])
     rng = np.random.default_rng(config.seed)
     k = config.slots_per_user
 

@@ -14,10 +14,13 @@ import pandas as pd
 
 from ml.allocation.allocator import AllocationResult, allocate
 from ml.allocation.config import AllocationConfig
+from ml.allocation.instance import CANDIDATE_KEYS
+from ml.ordering import in_key_order
 
 
 def random_schedule(candidates: pd.DataFrame, campaigns: pd.DataFrame, user_hours: pd.DataFrame,
                     schedule_date: dt.date, config: AllocationConfig = AllocationConfig()) -> AllocationResult:
+    candidates = in_key_order(candidates, CANDIDATE_KEYS)  # each row's random number must not depend on order
     rng = np.random.default_rng(config.seed + 1)
     priority = rng.random(len(candidates)) + 1e-12  # > 0: every option may be taken
     return allocate(candidates, campaigns, user_hours, schedule_date, config, priority_override=priority)
@@ -27,6 +30,7 @@ def popularity_schedule(candidates: pd.DataFrame, campaigns: pd.DataFrame, user_
                         schedule_date: dt.date, config: AllocationConfig = AllocationConfig(),
                         ad_popularity: pd.Series | None = None) -> AllocationResult:
     """`ad_popularity` (ad_id index, e.g. 7-day clicks); default: each ad's mean pCTR across users."""
+    candidates = in_key_order(candidates, CANDIDATE_KEYS)  # float means must not depend on row order
     if ad_popularity is None:
         ad_popularity = candidates.groupby("ad_id")["pctr"].mean()
     popularity = candidates["ad_id"].map(ad_popularity).fillna(0.0).to_numpy(float)

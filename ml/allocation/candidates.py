@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.allocation.config import AllocationConfig
+from ml.ordering import in_key_order
 
 CANDIDATE_COLUMNS = ["user_key", "ad_id", "retrieval_score", "source"]
 
@@ -41,7 +42,11 @@ def retrieve_candidates(user_embeddings: pd.DataFrame, ad_embeddings: pd.DataFra
     """Per user: the N eligible ads with the highest cosine similarity ('interest'), then up to
     `exploration_per_user` seeded random picks from the exploration pool not already among them
     ('exploration'). Returns user_key, ad_id, retrieval_score (cosine), source."""
-    eligible = ad_embeddings[ad_embeddings["ad_id"].isin(eligible_ads["ad_id"])].drop_duplicates("ad_id")
+    # Exploration draws seeded numbers per (user, ad) position and top-N breaks ties by position, so
+    # both sides go in key order whatever order the caller read them in.
+    eligible = in_key_order(ad_embeddings[ad_embeddings["ad_id"].isin(eligible_ads["ad_id"])], ["ad_id"])
+    eligible = eligible.drop_duplicates("ad_id")
+    user_embeddings = in_key_order(user_embeddings, ["user_key"])
     if len(eligible) == 0 or len(user_embeddings) == 0:
         return pd.DataFrame({"user_key": pd.Series(dtype=object), "ad_id": pd.Series(dtype="int64"),
                              "retrieval_score": pd.Series(dtype=float), "source": pd.Series(dtype=object)})

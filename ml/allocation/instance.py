@@ -13,9 +13,12 @@ import pandas as pd
 
 from ml.allocation.config import AllocationConfig
 from ml.allocation.value import expected_cost, expected_value
+from ml.ordering import in_key_order
 
 REQUIRED_CANDIDATE_COLUMNS = ["user_key", "ad_id", "campaign_id", "pctr", "pcvr", "bid", "bid_type"]
 REQUIRED_CAMPAIGN_COLUMNS = ["campaign_id", "advertiser_id", "daily_budget", "start_date", "end_date"]
+# A candidate row is identified by its pair and where it came from (interest or exploration).
+CANDIDATE_KEYS = ["user_key", "ad_id", "source"]
 
 
 @dataclass
@@ -57,6 +60,9 @@ def build_instance(candidates: pd.DataFrame, campaigns: pd.DataFrame, schedule_d
                    config: AllocationConfig) -> AllocationInstance:
     _missing(candidates, REQUIRED_CANDIDATE_COLUMNS, "candidates")
     _missing(campaigns, REQUIRED_CAMPAIGN_COLUMNS, "campaigns")
+    # Every later step draws seeded numbers, breaks ties and sums floats in row order: fix the order.
+    candidates = in_key_order(candidates, CANDIDATE_KEYS)
+    campaigns = in_key_order(campaigns, ["campaign_id"])
     live = campaigns.loc[in_flight(campaigns, schedule_date)].drop_duplicates("campaign_id").reset_index(drop=True)
 
     rows = candidates.drop(columns=[c for c in ("advertiser_id",) if c in candidates.columns])
@@ -66,12 +72,14 @@ def build_instance(candidates: pd.DataFrame, campaigns: pd.DataFrame, schedule_d
     rows["expected_cost"] = expected_cost(rows["bid"], rows["bid_type"], rows["pctr"], rows["pcvr"])
     usable = np.isfinite(rows["expected_value"]) & (rows["expected_value"] > 0) & (rows["expected_cost"] > 0)
     rows = rows[usable]
-    # One option per (user, ad); the caller may pass an ad twice (interest and exploration).
-    rows = rows.sort_values("expected_value", ascending=False, kind="stable").drop_duplicates(["user_key", "ad_id"])
+    # One option per (user, ad); the caller may pass an ad twice (interest and exploration). Each
+    # user's options in value order, ties by ad id.
+    rows = rows.sort_values(["user_key", "expected_value", "ad_id"], ascending=[True, False, True], kind="stable")
+    rows = rows.drop_duplicates(["user_key", "ad_id"])
     copies = config.max_impressions_per_user_ad
     if copies > 1:  # each extra allowed impression of the same ad is another option with the same scores
         rows = rows.loc[rows.index.repeat(copies)]
-    rows = rows.sort_values("user_key", kind="stable").reset_index(drop=True)
+    rows = rows.reset_index(drop=True)
 
     user_idx, user_keys = pd.factorize(rows["user_key"], sort=False)
     campaign_idx = pd.Index(live["campaign_id"]).get_indexer(rows["campaign_id"])

@@ -14,6 +14,7 @@ from ml.encoder.config import EncoderConfig
 from ml.encoder.device import resolve_device
 from ml.encoder.model import InterestEncoder, ModelSizes
 from ml.encoder.sequences import EventIndex, SequenceArrays, ad_tokens
+from ml.ordering import in_key_order
 
 WEIGHTS_FILE, META_FILE, ADS_FILE = "model.pt", "encoder.json", "ads.parquet"
 
@@ -21,7 +22,7 @@ WEIGHTS_FILE, META_FILE, ADS_FILE = "model.pt", "encoder.json", "ads.parquet"
 class FittedEncoder:
     def __init__(self, model: InterestEncoder, config: EncoderConfig, ads: pd.DataFrame,
                  metrics: dict, history: list[dict]):
-        self.model, self.config, self.ads = model.eval(), config, ads.reset_index(drop=True)
+        self.model, self.config, self.ads = model.eval(), config, in_key_order(ads, ["ad_id"])
         self.metrics, self.history = metrics, history
         self.device_choice = resolve_device(config.device, config.precision)
         self.model.to(self.device_choice.device)
@@ -65,7 +66,7 @@ class FittedEncoder:
 
     def score_pairs(self, event_stream: pd.DataFrame, pairs: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         """Candidates (user_key, ad_id) scored with every user's sequence cut at `as_of`."""
-        user_codes, unique_users = pd.factorize(pairs["user_key"].astype(str))
+        user_codes, unique_users = pd.factorize(pairs["user_key"].astype(str), sort=True)  # batches by key
         users = self._user_vectors(self._sequences_as_of(event_stream, unique_users, as_of))[torch.from_numpy(user_codes)]
         ads = self._ad_vectors(pairs["ad_id"])
         return pd.DataFrame({

@@ -56,9 +56,10 @@ def click_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
 
 
 def _split_by_day(impressions: pd.DataFrame, validation_date: dt.date, config: EncoderConfig):
-    days = pd.to_datetime(impressions["impression_date"]).dt.date
-    train_rows = impressions[days < validation_date].sort_values(["impression_ts", "impression_id"], kind="stable")
-    validation_rows = impressions[days == validation_date]
+    in_time_order = impressions.sort_values(["impression_ts", "impression_id"], kind="stable")
+    days = pd.to_datetime(in_time_order["impression_date"]).dt.date
+    train_rows = in_time_order[days < validation_date]
+    validation_rows = in_time_order[days == validation_date]
     if config.max_train_examples is not None:
         train_rows = train_rows.tail(config.max_train_examples)  # the most recent days matter most
     if train_rows.empty or validation_rows.empty:

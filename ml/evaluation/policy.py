@@ -17,10 +17,15 @@ import pandas as pd
 
 from ml.allocation import AllocationConfig
 from ml.allocation.baselines import oracle_schedule, popularity_schedule, random_schedule
+from ml.allocation.instance import CANDIDATE_KEYS
 from ml.allocation.value import schedule_value
+from ml.ordering import in_key_order
 from ml.settings import pseudonymize
 from ml.simulator import GroundTruth
 from ml.simulator.world import World
+
+
+SCHEDULE_KEYS = ["user_key", "hour", "slot", "ad_id"]
 
 
 def user_ids_by_key(truth: GroundTruth, salt: str) -> pd.Series:
@@ -44,6 +49,9 @@ def evaluate_schedules(
     campaigns: pd.DataFrame, user_hours: pd.DataFrame, schedule_date: dt.date, config: AllocationConfig,
 ) -> pd.DataFrame:
     """One row per policy: expected clicks, conversions, advertiser value, spend, and share of the oracle's value."""
+    # Sums run in row order: the same rows read in another order must give the same table.
+    schedule = in_key_order(schedule, SCHEDULE_KEYS)
+    scored_candidates = in_key_order(scored_candidates, CANDIDATE_KEYS)
     user_ids = user_ids_by_key(truth, salt)
     # The oracle sees the truth at the hour the candidate was scored for, in slot 1, like the rankers.
     candidate_pctr, candidate_pcvr = true_probabilities_for(truth, scored_candidates, user_ids, schedule_date,

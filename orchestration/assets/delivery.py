@@ -3,12 +3,14 @@ schedule under budgets, pacing, frequency caps, diversity and flight dates (ml/a
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ml.allocation import AllocationConfig
 from ml.allocation.allocator import allocate
 from ml.allocation.candidates import retrieve_candidates
 from ml.allocation.constraints import validate_schedule
+from ml.allocation.fingerprint import schedule_hash
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
 from ml.model_store import load_encoder
 from ml.registry import configure_mlflow
@@ -59,7 +61,7 @@ CAMPAIGN_COLUMNS = ["campaign_id", "advertiser_id", "daily_budget", "start_date"
 
 def campaigns_of(ads: pd.DataFrame) -> pd.DataFrame:
     """One row per in-flight campaign, from its ads' feature snapshot (what the allocator needs)."""
-    return ads.drop_duplicates("campaign_id")[CAMPAIGN_COLUMNS]
+    return ads.sort_values(["campaign_id", "ad_id"]).drop_duplicates("campaign_id")[CAMPAIGN_COLUMNS]
 
 
 @dg.asset(
@@ -78,7 +80,8 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
         ads = eligible_ads(conn, schedule_date)
         window_start = pd.Timestamp(schedule_date - dt.timedelta(days=ACTIVE_WINDOW_DAYS))
         event_stream = conn.sql("select * from main.user_event_stream").df()
-    active_users = event_stream.loc[event_stream["ts"] >= window_start, "user_key"].unique()
+    # In key order: the encoder embeds users in batches of this order.
+    active_users = np.sort(event_stream.loc[event_stream["ts"] >= window_start, "user_key"].unique())
     configure_mlflow(settings)
     encoder, encoder_version = load_encoder()
     user_embeddings = encoder.user_embeddings(event_stream, as_of=end_of_partition(context), user_keys=active_users)
@@ -166,6 +169,7 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": len(schedule),
         "schedule_date": schedule_date.isoformat(),
+        "schedule_hash": schedule_hash(schedule),
         "users_served": diagnostics["users_served"],
         "users_with_candidates": diagnostics["users_with_candidates"],
         "expected_value": round(diagnostics["total_expected_value"], 2),

@@ -38,10 +38,11 @@ def load_encoder_inputs(conn, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFram
     event_stream = conn.sql("select * from main.user_event_stream").df()
     impressions = conn.sql(
         "select impression_id, user_key, ad_id, impression_ts, impression_date, label_click "
-        "from main.ctr_training_set"
+        "from main.ctr_training_set order by impression_id"
     ).df()
     ads = conn.sql(
-        "select ad_id, campaign_id, category_id, brand_id from main.ad_features where snapshot_date = ?",
+        "select ad_id, campaign_id, category_id, brand_id from main.ad_features where snapshot_date = ? "
+        "order by ad_id",
         params=[as_of + dt.timedelta(days=1)],
     ).df()
     return event_stream, impressions, ads

@@ -5,6 +5,7 @@ from ml.evaluation.policy import evaluate_schedules
 from ml.simulator import GroundTruth
 from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads, schedule_date_of
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
+from ml.warehouse import replace_rows
 from orchestration.resources import PlatformResource
 
 
@@ -16,7 +17,7 @@ from orchestration.resources import PlatformResource
     deps=["daily_ad_schedule"],
     description="Expected clicks, conversions and advertiser value of tomorrow's schedule under the TRUE "
     "probabilities (simulator ground truth), beside a random schedule, a popularity schedule and the same "
-    "allocator fed the oracle's probabilities. Skipped (no ground truth) on real data.",
+    "allocator fed the oracle's probabilities (ml.policy_evaluation). Skipped (no ground truth) on real data.",
 )
 def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
     settings = platform.settings
@@ -31,6 +32,9 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig,
     campaigns = campaigns_of(ads)
     report = evaluate_schedules(GroundTruth.load(settings.ground_truth_dir), settings.pseudonym_salt, schedule,
                                 scored, campaigns, user_hours, schedule_date, config.allocation())
+    with platform.warehouse() as conn:
+        replace_rows(conn, "ml.policy_evaluation", report.assign(schedule_date=schedule_date), "schedule_date",
+                     schedule_date)
     product = report.iloc[0]
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.md(report.round(3).to_markdown(index=False)),
