@@ -21,6 +21,7 @@ from ml.evaluation.ope import (
     switch_doubly_robust,
 )
 from ml.evaluation.ope.diagnostics import target_mass_on_support
+from ml.evaluation.ope.reward_model import cross_fit_click_rates
 
 # The world: 4 contexts, 5 actions, two kinds of user. Heavy users (15 rounds each) click more than
 # light ones (3 rounds each), so a user's rounds are correlated and the per-user count is random.
@@ -286,3 +287,25 @@ def test_estimators_say_what_input_they_miss():
         estimate_all(no_model, ("ips", "magic"))
     with pytest.raises(ValueError, match="unknown interval method"):
         ips(no_model, interval="jackknife")
+
+
+def test_cross_fitted_click_rates_learn_items_and_positions_without_seeing_the_row():
+    rng = np.random.default_rng(21)
+    n, n_items, n_positions = 60_000, 4, 3
+    true_rate = np.array([0.02, 0.05, 0.10, 0.20])[:, None] * np.array([1.0, 0.6, 0.3])[None, :]
+    actions, positions = rng.integers(0, n_items, n), rng.integers(0, n_positions, n)
+    rewards = (rng.random(n) < true_rate[actions, positions]).astype(float)
+    model = cross_fit_click_rates(actions, positions, rewards, n_items, n_positions, n_folds=4, seed=0)
+    assert model.tables.shape == (4, n_items, n_positions)
+    assert np.abs(model.tables - true_rate[None]).max() < 0.015
+    # Row i's prediction comes from the table fitted without its fold.
+    assert model.q_logged(actions, positions)[5] == model.tables[model.fold[5], actions[5], positions[5]]
+    uniform = np.full((n_items, n_positions), 0.25)
+    expected = model.q_expected(uniform, positions)
+    assert expected[5] == pytest.approx(model.tables[model.fold[5], :, positions[5]].mean())
+    # A single click moves only the model that saw it.
+    flipped = rewards.copy()
+    flipped[0] = 1.0 - flipped[0]
+    other = cross_fit_click_rates(actions, positions, flipped, n_items, n_positions, n_folds=4, seed=0)
+    assert np.array_equal(other.tables[model.fold[0]], model.tables[model.fold[0]])
+    assert not np.array_equal(other.tables, model.tables)

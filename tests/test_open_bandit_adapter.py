@@ -5,9 +5,12 @@ import io
 import tarfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from ml.datasets.open_bandit import find_obp_sdist, load_bts_prior, load_open_bandit
+from ml.datasets.open_bandit import (
+    find_obp_sdist, load_bts_prior, load_open_bandit, thompson_sampling_distribution, uniform_distribution,
+)
 
 ROOT = "obp-0.5.7/obp"
 LOGS_CSV = """,timestamp,item_id,position,click,propensity_score,user_feature_0
@@ -101,3 +104,29 @@ def test_real_sample(real_archive, policy, campaign, n_items):
         assert np.allclose(logs.propensities, 1 / n_items)
     alpha, beta = load_bts_prior(campaign, archive=real_archive)
     assert len(alpha) == len(beta) == n_items
+
+
+def test_thompson_sampling_distribution():
+    # Item 2's Beta sits far above item 0's, which sits far above item 1's: the order is almost sure.
+    alpha, beta = np.array([50.0, 5.0, 900.0, 1.0]), np.array([50.0, 95.0, 100.0, 1.0])
+    distribution = thompson_sampling_distribution(alpha, beta, n_positions=2, n_samples=20_000, seed=1)
+    assert distribution.shape == (4, 2)
+    assert distribution.sum(axis=0) == pytest.approx([1.0, 1.0])
+    # Item 3 (Beta(1, 1)) beats item 2 (~0.9) with probability ~0.1, and item 0 (~0.5) about half the time.
+    assert distribution[2, 0] == pytest.approx(0.9, abs=0.01)
+    assert distribution[3, 0] == pytest.approx(0.1, abs=0.01)
+    assert distribution[1].sum() < 0.01
+    again = thompson_sampling_distribution(alpha, beta, n_positions=2, n_samples=20_000, seed=1)
+    assert np.array_equal(distribution, again)
+    assert uniform_distribution(4).tolist() == [[0.25] * 3] * 4
+
+
+def test_thompson_sampling_distribution_of_the_real_prior(real_archive):
+    """A distribution per slot over the campaign's items; NOT the logged TS propensities, which came
+    from posteriors updated during the logged week (they vary over time for one item and slot)."""
+    logs = load_open_bandit("bts", "men", archive=real_archive)
+    distribution = thompson_sampling_distribution(*load_bts_prior("men", archive=real_archive), n_samples=100_000)
+    assert distribution.shape == (34, 3)
+    assert distribution.sum(axis=0) == pytest.approx([1.0, 1.0, 1.0])
+    spread = pd.Series(logs.propensities).groupby([logs.actions, logs.positions]).agg(["min", "max"])
+    assert (spread["max"] / spread["min"]).median() > 2  # the logging policy moved within the week

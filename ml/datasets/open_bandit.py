@@ -121,3 +121,34 @@ def load_bts_prior(campaign: str, archive: Path | None = None) -> tuple[np.ndarr
     if alpha.shape != beta.shape or (alpha <= 0).any() or (beta <= 0).any():
         raise ValueError(f"prior for {campaign!r}: alpha and beta must be positive and of equal length")
     return alpha, beta
+
+
+def thompson_sampling_distribution(alpha: np.ndarray, beta: np.ndarray, n_positions: int = N_POSITIONS,
+                                   n_samples: int = 1_000_000, seed: int = 0,
+                                   chunk: int = 50_000) -> np.ndarray:
+    """P(item at slot) of Bernoulli TS with a fixed Beta(alpha, beta) per item, by Monte Carlo.
+
+    Each draw samples every item's click rate from its Beta and shows the top `n_positions` in order;
+    counting where each item lands gives an (n_items, n_positions) array whose columns sum to 1.
+    As OBP's `BernoulliTS(is_zozotown_prior=True).compute_batch_action_dist` (there 100,000 draws).
+    With the prior of `prior_bts.yaml` this is TS at the start of the logged week; the `bts` logs'
+    propensities came from posteriors updated during the week and differ from it.
+    """
+    alpha, beta = np.asarray(alpha, dtype=float), np.asarray(beta, dtype=float)
+    n_items = len(alpha)
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_items, n_positions))
+    for start in range(0, n_samples, chunk):
+        size = min(chunk, n_samples - start)
+        draws = rng.beta(alpha, beta, size=(size, n_items))
+        top = np.argpartition(-draws, n_positions - 1, axis=1)[:, :n_positions]
+        order = np.argsort(-np.take_along_axis(draws, top, axis=1), axis=1)
+        ranked = np.take_along_axis(top, order, axis=1)
+        for position in range(n_positions):
+            counts[:, position] += np.bincount(ranked[:, position], minlength=n_items)
+    return counts / n_samples
+
+
+def uniform_distribution(n_items: int, n_positions: int = N_POSITIONS) -> np.ndarray:
+    """The `random` policy as OBP's `Random` evaluation policy defines it: 1 / n_items at every slot."""
+    return np.full((n_items, n_positions), 1.0 / n_items)
