@@ -21,7 +21,7 @@ from ml.evaluation.ope import (
     switch_doubly_robust,
 )
 from ml.evaluation.ope.diagnostics import target_mass_on_support
-from ml.evaluation.ope.reward_model import cross_fit_click_rates
+from ml.evaluation.ope.reward_model import cross_fit_click_rates, direct_method_refit_bootstrap, fit_click_rates
 
 # The world: 4 contexts, 5 actions, two kinds of user. Heavy users (15 rounds each) click more than
 # light ones (3 rounds each), so a user's rounds are correlated and the per-user count is random.
@@ -309,3 +309,21 @@ def test_cross_fitted_click_rates_learn_items_and_positions_without_seeing_the_r
     other = cross_fit_click_rates(actions, positions, flipped, n_items, n_positions, n_folds=4, seed=0)
     assert np.array_equal(other.tables[model.fold[0]], model.tables[model.fold[0]])
     assert not np.array_equal(other.tables, model.tables)
+
+
+def test_direct_method_refit_bootstrap_sees_the_model_noise():
+    rng = np.random.default_rng(22)
+    n, n_items, n_positions = 5_000, 10, 3
+    true_rate = np.linspace(0.002, 0.02, n_items)[:, None] * np.array([1.0, 0.7, 0.5])[None, :]
+    actions, positions = rng.integers(0, n_items, n), rng.integers(0, n_positions, n)
+    rewards = (rng.random(n) < true_rate[actions, positions]).astype(float)
+    target = np.zeros((n_items, n_positions))
+    target[-1, :] = 1.0  # always the best item
+    estimate, low, high = direct_method_refit_bootstrap(actions, positions, rewards, target, n_items, n_positions,
+                                                        n_bootstrap=300, seed=1)
+    assert low < estimate < high
+    fixed_model = direct_method(LoggedRounds(rewards=rewards, q_logged=np.zeros(n),
+                                             q_target_expected=(fit_click_rates(actions, positions, rewards, n_items,
+                                                                                n_positions) * target).sum(axis=0)[positions]))
+    assert fixed_model.estimate == pytest.approx(estimate)
+    assert (high - low) > 5 * (fixed_model.ci_high - fixed_model.ci_low)
