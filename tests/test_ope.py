@@ -327,3 +327,37 @@ def test_direct_method_refit_bootstrap_sees_the_model_noise():
                                                                                 n_positions) * target).sum(axis=0)[positions]))
     assert fixed_model.estimate == pytest.approx(estimate)
     assert (high - low) > 5 * (fixed_model.ci_high - fixed_model.ci_low)
+
+
+def test_estimators_on_two_rounds_computed_by_hand():
+    # weights 0.5 and 2; DR rows: 0.3 + 0.5 (1 - 0.2) = 0.7 and 0.9 + 2 (0 - 0.4) = 0.1
+    rounds = LoggedRounds(rewards=[1.0, 0.0], propensities=[0.5, 0.25], target_probabilities=[0.25, 0.5],
+                          q_logged=[0.2, 0.4], q_target_expected=[0.3, 0.9])
+    assert direct_method(rounds).estimate == pytest.approx(0.6)
+    assert ips(rounds).estimate == pytest.approx(0.25)
+    assert snips(rounds).estimate == pytest.approx(0.2)
+    assert doubly_robust(rounds).estimate == pytest.approx(0.4)
+    assert doubly_robust(rounds, clip=1.0).estimate == pytest.approx((0.7 + 0.5) / 2)  # 0.9 + 1 (0 - 0.4)
+    assert switch_doubly_robust(rounds, threshold=1.0).estimate == pytest.approx((0.7 + 0.9) / 2)
+    assert ips(rounds, clip=1.0).estimate == pytest.approx(0.25)
+
+
+def test_estimate_frame_per_position_and_cluster_options():
+    rng = np.random.default_rng(23)
+    n = 3_000
+    frame = pd.DataFrame({"cluster": rng.integers(0, 300, n), "reward": rng.random(n) < 0.1,
+                          "propensity": np.full(n, 0.5), "target_probability": np.full(n, 0.5),
+                          "position": rng.integers(0, 3, n)})
+    frame["reward"] = frame["reward"].astype(float)
+    table = estimate_frame(frame, by_position=True)
+    pooled = table[table["position"].isna()]
+    assert pooled["n_clusters"].tolist() == [300, 300]
+    for slot in range(3):
+        rows = table[table["position"] == slot].set_index("estimator")
+        assert rows.loc["ips", "estimate"] == pytest.approx(frame.loc[frame["position"] == slot, "reward"].mean())
+    iid = estimate_frame(frame, cluster_column=None, interval="bootstrap", n_bootstrap=200)
+    assert (iid["n_clusters"] == n).all()
+    with pytest.raises(ValueError, match="cluster column 'user' is not in the frame"):
+        estimate_frame(frame, cluster_column="user")
+    with pytest.raises(ValueError, match="by_position needs"):
+        estimate_frame(frame.drop(columns="position"), by_position=True)

@@ -20,7 +20,7 @@ def _optional(frame: pd.DataFrame, column: str) -> np.ndarray | None:
 def estimate_frame(frame: pd.DataFrame, estimators: tuple[str, ...] | None = None, *,
                    cluster_column: str | None = "auto", clip: float | None = None,
                    switch_threshold: float | None = None, impressions_per_day: float | None = None,
-                   level: float = 0.95, interval: IntervalMethod = "analytic", n_bootstrap: int = 2_000,
+                   by_position: bool = False, level: float = 0.95, interval: IntervalMethod = "analytic", n_bootstrap: int = 2_000,
                    seed: int = 0) -> pd.DataFrame:
     """Off-policy estimates of a target policy from one row per logged impression (a (round, position)).
 
@@ -40,7 +40,8 @@ def estimate_frame(frame: pd.DataFrame, estimators: tuple[str, ...] | None = Non
     `estimators` defaults to every one of dm/ips/snips/dr the columns allow; `clip` adds DR with capped
     weights, `switch_threshold` Switch-DR. Returns one row per estimator with columns RESULT_COLUMNS
     (value per impression), plus estimate_per_day, ci_low_per_day, ci_high_per_day when
-    `impressions_per_day` is given.
+    `impressions_per_day` is given. `by_position` adds the same rows per slot after the pooled ones,
+    with a `position` column (None on the pooled rows).
     """
     if "reward" not in frame.columns:
         raise ValueError("frame needs a `reward` column")
@@ -48,6 +49,16 @@ def estimate_frame(frame: pd.DataFrame, estimators: tuple[str, ...] | None = Non
         cluster_column = next((c for c in CLUSTER_COLUMNS if c in frame.columns), None)
     elif cluster_column is not None and cluster_column not in frame.columns:
         raise ValueError(f"cluster column {cluster_column!r} is not in the frame")
+    if by_position and "position" not in frame.columns:
+        raise ValueError("by_position needs a `position` column")
+    options = {"estimators": estimators, "cluster_column": cluster_column, "clip": clip,
+               "switch_threshold": switch_threshold, "impressions_per_day": impressions_per_day, "level": level,
+               "interval": interval, "n_bootstrap": n_bootstrap, "seed": seed}
+    if by_position:
+        pooled = estimate_frame(frame, **options).assign(position=None)
+        per_slot = [estimate_frame(part, **options).assign(position=int(slot))
+                    for slot, part in frame.groupby("position", sort=True)]
+        return pd.concat([pooled, *per_slot], ignore_index=True)
     positions = _optional(frame, "position")
     rounds = LoggedRounds(
         rewards=frame["reward"].to_numpy(dtype=float),
