@@ -322,9 +322,9 @@ def test_direct_method_refit_bootstrap_sees_the_model_noise():
     estimate, low, high = direct_method_refit_bootstrap(actions, positions, rewards, target, n_items, n_positions,
                                                         n_bootstrap=300, seed=1)
     assert low < estimate < high
-    fixed_model = direct_method(LoggedRounds(rewards=rewards, q_logged=np.zeros(n),
-                                             q_target_expected=(fit_click_rates(actions, positions, rewards, n_items,
-                                                                                n_positions) * target).sum(axis=0)[positions]))
+    table = fit_click_rates(actions, positions, rewards, n_items, n_positions)
+    q_target = (table * target).sum(axis=0)[positions]
+    fixed_model = direct_method(LoggedRounds(rewards=rewards, q_logged=np.zeros(n), q_target_expected=q_target))
     assert fixed_model.estimate == pytest.approx(estimate)
     assert (high - low) > 5 * (fixed_model.ci_high - fixed_model.ci_low)
 

@@ -20,8 +20,8 @@ def _optional(frame: pd.DataFrame, column: str) -> np.ndarray | None:
 def estimate_frame(frame: pd.DataFrame, estimators: tuple[str, ...] | None = None, *,
                    cluster_column: str | None = "auto", clip: float | None = None,
                    switch_threshold: float | None = None, impressions_per_day: float | None = None,
-                   by_position: bool = False, level: float = 0.95, interval: IntervalMethod = "analytic", n_bootstrap: int = 2_000,
-                   seed: int = 0) -> pd.DataFrame:
+                   by_position: bool = False, level: float = 0.95, interval: IntervalMethod = "analytic",
+                   n_bootstrap: int = 2_000, seed: int = 0) -> pd.DataFrame:
     """Off-policy estimates of a target policy from one row per logged impression (a (round, position)).
 
     Column contract (extra columns are ignored):
