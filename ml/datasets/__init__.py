@@ -1,1 +1,1 @@
-"""Adapters for public datasets (read from installed packages or registry wheels, never copied in)."""
+"""Adapters for public datasets (read from installed packages or registry wheels or source archives, never copied in)."""

@@ -1,1 +1,1 @@
-"""Offline evaluation: ranking and calibration metrics shared by every model and report."""
+"""Offline evaluation: ranking and calibration metrics, schedule value vs the oracle, off-policy value (ope/)."""
