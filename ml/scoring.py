@@ -11,6 +11,7 @@ import pandas as pd
 from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
 from ml.ordering import in_key_order
 from ml.rankers.features import ENCODER_FEATURES
+from ml.registry import CHAMPION
 from ml.warehouse import table_exists
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
@@ -36,16 +37,18 @@ class ChampionScorer:
     level_factors: dict[str, float]  # task -> factor (1.0 when none was estimated)
 
     @classmethod
-    def load(cls, level_factors: dict[tuple[str, str], float] | None = None) -> "ChampionScorer":
-        """The champions of both rankers and their encoders; call ml.registry.configure_mlflow first.
+    def load(cls, level_factors: dict[tuple[str, str], float] | None = None,
+             alias: str = CHAMPION) -> "ChampionScorer":
+        """Both rankers with `alias` (default: the champions) and their encoders; call
+        ml.registry.configure_mlflow first.
 
         `level_factors` maps (ranker name, version) to the factor model_promotion estimated.
         """
         rankers, encoders, runs = {}, {}, {}
         for task, name in RANKER_NAMES.items():
-            ranker = load_ranker(name)
+            ranker = load_ranker(name, alias)
             if ranker is None:
-                raise RuntimeError(f"No champion for {name}: materialize model_promotion first.")
+                raise RuntimeError(f"No {alias} for {name}: materialize model_promotion first.")
             rankers[task], runs[task] = ranker, encoder_run_of(ranker)
             if runs[task] not in encoders:  # both rankers usually share one encoder
                 encoders[runs[task]] = encoder_for_ranker(ranker)

@@ -2,7 +2,7 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import delivery, encoder, evaluation, ingest, promotion, rankers
+from orchestration.assets import delivery, encoder, evaluation, ingest, policy_value, promotion, rankers
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
@@ -17,6 +17,7 @@ defs = dg.Definitions(
         dbt_assets.dbt_scoring_features,
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
+        policy_value.policy_value_estimates,
     ],
     asset_checks=[promotion.champions_not_worse_than_challengers],
     jobs=[ingest_job, daily_pipeline],

@@ -111,6 +111,23 @@ def test_schedule_scores_carry_the_champions_level_correction(pipeline):
     assert used.iloc[0]["cvr_level_factor"] == pytest.approx(by_model["cvr_ranker"])
 
 
+
+def test_schedule_is_valued_off_policy_beside_its_true_value(pipeline):
+    settings, instance, _, _, days = pipeline
+    import dagster as dg
+
+    schedule_day = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        estimates = conn.execute("select * from ml.policy_value_estimates where schedule_date = ?", [schedule_day]).df()
+        logged_days = conn.execute("select count(distinct impression_date) from main.ctr_training_set").fetchone()[0]
+    assert set(estimates["estimator"]) >= {"dm", "ips", "snips", "dr"}
+    assert (estimates["policy"] == "champions").all()  # first run: the challengers are the champions
+    assert (estimates["ci_low"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["ci_high"]).all()
+    assert estimates["true_value"].notna().all() and (estimates["true_value"] > 0).all()
+    assert (estimates["n_rounds"] > 0).all() and logged_days > 1
+    event = instance.get_latest_materialization_event(dg.AssetKey("policy_value_estimates"))
+    assert "champions_dr_interval" in event.asset_materialization.metadata
+
 # Last in the module: it rewrites the warehouse's tables (same rows, another physical order).
 def test_delivery_and_evaluation_repeat_exactly_on_shuffled_inputs(pipeline):
     """The delivery and evaluation steps run again on the same warehouse, their input tables

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mean ad impressions per active user-day")
     parser.add_argument("--views-per-day", type=float, default=defaults.views_per_active_day,
                         help="mean item views per active user-day (the funnel adds ~40%% more events)")
+    parser.add_argument("--exploration-share", type=float, default=defaults.exploration_share,
+                        help="share of impressions the logging policy explores uniformly (off-policy support)")
     parser.add_argument("--format", choices=FILE_FORMATS, default=defaults.file_format)
     parser.add_argument("--out", type=Path, default=None, help="data root (default: AD_DATA_ROOT or <repo>/.data)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             n_days=args.days, start_date=args.start_date or settings.partition_start, n_categories=args.categories,
             n_brands=args.brands, n_items=args.items, seed=args.seed, file_format=args.format,
             impressions_per_active_day=args.impressions_per_day, views_per_active_day=args.views_per_day,
+            exploration_share=args.exploration_share,
         )
     except ValueError as error:
         print(f"adflow-simulate: {error}", file=sys.stderr)

@@ -28,6 +28,9 @@ class SimulationConfig:
     # Item views per active user-day; the funnel (click/cart/fav/buy) adds ~40% more events on top.
     views_per_active_day: float = 10.0
     impressions_per_active_day: float = 6.0
+    # The logging policy's uniform-exploration share: every eligible ad has at least share / n_eligible
+    # propensity, so off-policy estimates of any schedule have support (larger: more exploration traffic).
+    exploration_share: float = 0.05
     file_format: str = "parquet"
 
     def __post_init__(self) -> None:
@@ -49,7 +52,7 @@ class SimulationConfig:
             raise ValueError(f"n_brands ({self.n_brands}) must be >= n_categories ({self.n_categories}): each category needs a brand")
         if self.n_brands > self.n_items:
             raise ValueError(f"n_items ({self.n_items}) must be >= n_brands ({self.n_brands}): each brand needs an item")
-        for name in ("initial_user_share", "daily_active_prob"):
+        for name in ("initial_user_share", "daily_active_prob", "exploration_share"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"SimulationConfig.{name} must be in (0, 1], got {value!r}")

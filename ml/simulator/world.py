@@ -268,7 +268,7 @@ class World:
 
 def build_world(config: SimulationConfig, model: TrueModel | None = None) -> World:
     """Draw the static world from the seed."""
-    model = model or TrueModel()
+    model = model or TrueModel(policy_uniform_share=config.exploration_share)
     rng = np.random.default_rng([config.seed, 0])
     C, B, I, U = config.n_categories, config.n_brands, config.n_items, config.n_users
     N, A, K = config.n_campaigns, config.n_ads, config.n_advertisers

@@ -1,6 +1,7 @@
 """Delivery: candidates from the champion encoder, scores from the champion rankers, and tomorrow's
 schedule under budgets, pacing, frequency caps, diversity and flight dates (ml/allocation)."""
 import datetime as dt
+from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
@@ -13,7 +14,7 @@ from ml.allocation.constraints import validate_schedule
 from ml.allocation.fingerprint import schedule_hash
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
 from ml.model_store import load_encoder
-from ml.registry import configure_mlflow
+from ml.registry import CHAMPION, configure_mlflow
 from ml.scoring import RANKER_NAMES, ChampionScorer, read_level_factors
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
@@ -102,6 +103,43 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
     })
 
 
+@dataclass
+class ScheduleInputs:
+    """What scoring and allocating the schedule date's candidates reads from the warehouse."""
+
+    features: pd.DataFrame
+    campaigns: pd.DataFrame
+    user_hours: pd.DataFrame
+    hourly_traffic: pd.DataFrame
+    event_stream: pd.DataFrame
+    level_factors: dict
+
+
+def read_schedule_inputs(conn, schedule_date: dt.date) -> ScheduleInputs:
+    features = conn.execute(
+        "select f.*, c.source, c.retrieval_score from main.candidate_features f "
+        "join ml.ad_candidates c using (user_key, ad_id, schedule_date) where f.schedule_date = ?",
+        [schedule_date]).df()
+    return ScheduleInputs(
+        features=features,
+        campaigns=campaigns_of(eligible_ads(conn, schedule_date)),
+        user_hours=conn.sql("select user_key, hour, share from main.user_hourly_activity").df(),
+        hourly_traffic=conn.sql("select hour, share from main.hourly_traffic").df(),
+        event_stream=conn.sql("select * from main.user_event_stream").df(),
+        level_factors=read_level_factors(conn),
+    )
+
+
+def schedule_with(alias: str, inputs: ScheduleInputs, schedule_date: dt.date, config: "ScheduleConfig",
+                  as_of: pd.Timestamp):
+    """(scored candidates, allocation) with the rankers that hold `alias` (champion or challenger)."""
+    candidates = ChampionScorer.load(inputs.level_factors, alias).score(inputs.features, inputs.event_stream,
+                                                                        as_of=as_of)
+    result = allocate(candidates, inputs.campaigns, inputs.user_hours, schedule_date, config.allocation(),
+                      hourly_traffic=inputs.hourly_traffic)
+    return candidates, result
+
+
 SCHEDULE_CHECKS = {
     "budgets_caps_diversity_respected": ["budget", "user_ad_cap", "user_campaign_cap", "advertiser_diversity",
                                          "slots_per_user", "flight_dates"],
@@ -126,20 +164,11 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
     schedule_date = schedule_date_of(context)
     settings = platform.settings
     with platform.warehouse(read_only=True) as conn:
-        features = conn.execute(
-            "select f.*, c.source, c.retrieval_score from main.candidate_features f "
-            "join ml.ad_candidates c using (user_key, ad_id, schedule_date) where f.schedule_date = ?",
-            [schedule_date]).df()
-        ads = eligible_ads(conn, schedule_date)
-        user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
-        hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
-        event_stream = conn.sql("select * from main.user_event_stream").df()
-        factors = read_level_factors(conn)
+        inputs = read_schedule_inputs(conn, schedule_date)
     configure_mlflow(settings)
-    candidates = ChampionScorer.load(factors).score(features, event_stream, as_of=end_of_partition(context))
-    campaigns = campaigns_of(ads)
+    candidates, result = schedule_with(CHAMPION, inputs, schedule_date, config, end_of_partition(context))
+    campaigns = inputs.campaigns
     allocation_config = config.allocation()
-    result = allocate(candidates, campaigns, user_hours, schedule_date, allocation_config, hourly_traffic=hourly_traffic)
     schedule = result.schedule.assign(
         ctr_ranker_version=candidates["ctr_ranker_version"].iloc[0] if len(candidates) else None,
         cvr_ranker_version=candidates["cvr_ranker_version"].iloc[0] if len(candidates) else None,
