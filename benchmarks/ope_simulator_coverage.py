@@ -81,7 +81,8 @@ def replicate(seed: int, n_users: int, workdir: Path) -> pd.DataFrame:
     logged = logged_first_day(root, truth)
     scored = noisy_ranker_scores(truth, logged["user_key"].unique(), np.random.default_rng(seed))
     schedule = top_k_schedule(scored)
-    rounds = schedule_rounds(logged, schedule, scored, scored.drop_duplicates("ad_id").set_index("ad_id")["campaign_id"])
+    ad_campaigns = scored.drop_duplicates("ad_id").set_index("ad_id")["campaign_id"]
+    rounds = schedule_rounds(logged, schedule, scored, ad_campaigns)
 
     def true_probabilities(rows: pd.DataFrame):
         return truth.true_probabilities(rows["user_key"].astype(np.int64), rows["ad_id"],

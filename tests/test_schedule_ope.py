@@ -20,7 +20,8 @@ def logged_day(n_users: int = 300, n_ads: int = 6, per_user: int = 8, seed: int 
     clicked = rng.random(n) < click_rate[ad]
     return pd.DataFrame({
         "impression_id": np.arange(n), "user_key": np.repeat([f"u{i}" for i in range(n_users)], per_user),
-        "ad_id": ad + 100, "campaign_id": ad + 10, "impression_ts": DAY + pd.to_timedelta(rng.integers(0, 86_400, n), "s"),
+        "ad_id": ad + 100, "campaign_id": ad + 10,
+        "impression_ts": DAY + pd.to_timedelta(rng.integers(0, 86_400, n), "s"),
         "hour": rng.integers(0, 24, n), "slot": rng.integers(1, 4, n), "bid": 1.0, "bid_type": "cpc",
         "label_click": clicked.astype(int), "label_conversion": 0, "propensity": 1.0 / n_ads,
     }), click_rate
