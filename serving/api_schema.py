@@ -38,6 +38,37 @@ def problem(loc: list[str | int], msg: str, kind: str) -> dict:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
+INT64 = (-2**63, 2**63 - 1)
+
+
+def exact_integer_bounds(node):
+    """FastAPI's OpenAPI model holds `minimum`/`maximum` as floats, which turns 2**63 - 1 into 2**63:
+    a schema allowing one more id than the service accepts. Integer bounds go back to exact integers
+    (every integer bound here is within int64, so a float that rounded past it is the int64 edge)."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if isinstance(node.get(key), float):
+                    node[key] = min(max(int(node[key]), INT64[0]), INT64[1])
+        for value in node.values():
+            exact_integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            exact_integer_bounds(value)
+    return node
+
+
+def install_exact_openapi(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = exact_integer_bounds(build())
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -7,9 +7,10 @@ import time
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
 
 from ml.settings import Settings
-from serving.api_schema import EventsAccepted, Health, UserAds, error_responses, install_error_handlers, problem
+from serving.api_schema import (EventsAccepted, Health, UserAds, error_responses, install_error_handlers,
+                                install_exact_openapi, problem)
 from serving.auth import token_from_env, write_guard
-from serving.body_limit import MAX_BODY_BYTES, DeclaredLengthLimit
+from serving.body_limit import MAX_BODY_BYTES, BodySizeLimit
 from serving.events import EventBatch, contract_frames, write_landing_files
 from serving.live import LiveEvents
 from serving.rerank import rerank
@@ -24,10 +25,10 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
     if that is unset too the service is read-only."""
     token = token or token_from_env()
     app = FastAPI(title="adflow serving", description="Re-ranks the daily schedule from fresh events; events "
-                  "posted here land as files for the next daily run. Writes need the bearer token.",
-                  max_body_size=MAX_BODY_BYTES)
-    app.add_middleware(DeclaredLengthLimit, max_body_size=MAX_BODY_BYTES)
+                  "posted here land as files for the next daily run. Writes need the bearer token.")
+    app.add_middleware(BodySizeLimit, max_body_size=MAX_BODY_BYTES)
     install_error_handlers(app)
+    install_exact_openapi(app)
     authorised = [Depends(write_guard(token))]
     # One reference to swap: a request sees a snapshot with the live events that go with it.
     state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_salt))}

@@ -52,6 +52,7 @@ def scheduled_user(service):
 
 
 def _event(event_id: int, **overrides) -> dict:
+    """A valid behavior event, with `overrides`."""
     return {"event_id": event_id, "user_id": 1, "ts": "2026-11-10T10:00:00", "event_type": "view", "item_id": 1,
             **overrides}
 
@@ -122,23 +123,38 @@ def test_loopback_addresses():
         check_bind("0.0.0.0", None)
 
 
+def _raw_post(base: str, head: bytes, body: bytes = b"") -> tuple[int, dict]:
+    """A request written byte by byte on a socket, its answer read back (status, JSON body)."""
+    import http.client
+    import socket
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head + b"\r\n" + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, json.loads(response.read())
+
+
 def test_bodies_over_the_limit_get_a_413_in_the_error_shape(service):
     _, running = service
     from serving.body_limit import MAX_BODY_BYTES
 
-    big = b'{"behavior_events": [' + b" " * MAX_BODY_BYTES + b"]}"
-    status, error = call(f"{running.base}/events", raw=big, token=TOKEN)
+    # Declared too large: refused from the headers alone, before a byte of the body is read.
+    head = (f"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}"
+            f"\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\nConnection: close\r\n").encode()
+    status, error = _raw_post(running.base, head)
     assert status == 413 and "larger than" in error["detail"]
-
-    import http.client  # a body streamed without a Content-Length: counted as it arrives
-    connection = http.client.HTTPConnection(running.base.removeprefix("http://"), timeout=60)
-    chunks = (b" " * 1024 * 1024 for _ in range(MAX_BODY_BYTES // (1024 * 1024) + 2))
-    connection.request("POST", "/events", body=chunks, encode_chunked=True,
-                       headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"})
-    response = connection.getresponse()
-    assert response.status == 413 and isinstance(json.loads(response.read())["detail"], str)
-    connection.close()
-    # Below the limit, the 10,000 events per table still apply (422).
+    # Streamed without a length (chunked): counted as it arrives.
+    body = b'{"behavior_events": [' + b" " * (MAX_BODY_BYTES - 20) + b"]}"
+    chunked = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n"
+                       for part in (body[i:i + 2**20] for i in range(0, len(body), 2**20))) + b"0\r\n\r\n"
+    status, error = _raw_post(running.base, head.replace(f"Content-Length: {MAX_BODY_BYTES + 1}".encode(),
+                                                         b"Transfer-Encoding: chunked"), chunked)
+    assert status == 413 and isinstance(error["detail"], str)
+    # Just under the limit it is read (JSON with nothing in it: accepted, nothing landed).
+    status, accepted = call(f"{running.base}/events", raw=body[:MAX_BODY_BYTES - 100] + b"]}", token=TOKEN)
+    assert status == 200 and accepted["landing_files"] == [], accepted
+    # The 10,000 events per table still apply (422).
     status, error = call(f"{running.base}/events", {"behavior_events": [_event(1)] * 10_001}, token=TOKEN)
     assert status == 422 and "10000" in error["detail"][0]["msg"]
 
@@ -150,7 +166,7 @@ def test_bodies_over_the_limit_get_a_413_in_the_error_shape(service):
 ])
 def test_integers_are_integers_and_timestamps_rfc3339_in_range(service, field, value):
     _, running = service
-    status, error = call(f"{running.base}/events", {"behavior_events": [_event(8_800_100, **{field: value})]},
+    status, error = call(f"{running.base}/events", {"behavior_events": [{**_event(8_800_100), field: value}]},
                          token=TOKEN)
     assert status == 422, error
     assert [problem["loc"][-1] for problem in error["detail"]] == [field]
@@ -245,6 +261,11 @@ def _copy_of_data_root(settings, destination):
 
 
 FUZZ_BUDGET = {"GET /health": 5, "GET /users/{user}/ads": 150, "POST /events": 200, "POST /reload": 5}  # per mode
+# Where the service rightly refuses some schema-valid requests, schemathesis' "valid data is accepted"
+# check cannot hold: JSON Schema counts 1.0 as an integer (the service refuses floats for ids, on
+# purpose), and it cannot say "an ad_id the ads table knows", "a real calendar day" or "a user_id
+# within int64" (the path pattern allows 19 digits). Every other check runs everywhere.
+SEMANTIC_RULES = {"GET /users/{user}/ads", "POST /events"}
 
 
 def test_schemathesis_finds_no_server_error_no_schema_violation_and_no_accepted_invalid_request(service, tmp_path):
@@ -254,7 +275,10 @@ def test_schemathesis_finds_no_server_error_no_schema_violation_and_no_accepted_
     rejected, writes refused without the token."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings as hypothesis_settings
+    from hypothesis.errors import Unsatisfiable
     from schemathesis.generation import GenerationMode
+
+    import schemathesis.checks
 
     settings, _ = service
     root = _copy_of_data_root(settings, tmp_path / "fuzz-root")
@@ -278,12 +302,16 @@ def test_schemathesis_finds_no_server_error_no_schema_violation_and_no_accepted_
                 def fuzz(case):
                     cases[label, mode.value] += 1
                     try:
-                        response = case.call_and_validate(base_url=target.base, headers=auth)
+                        response = case.call_and_validate(base_url=target.base, headers=auth, excluded_checks=[
+                            schemathesis.checks.positive_data_acceptance] if label in SEMANTIC_RULES else [])
                         statuses[label, response.status_code] += 1
-                    except Exception as error:  # a FailureGroup: collected, so one run reports them all
+                    except (Exception, BaseExceptionGroup) as error:  # collected: one run reports them all
                         failures.append(f"{label} ({mode.value}): {str(error)[:1500]}")
 
-                fuzz()
+                try:
+                    fuzz()
+                except Unsatisfiable:  # nothing to make invalid: GET /health takes no input
+                    assert label == "GET /health" and mode == GenerationMode.NEGATIVE
         elapsed = time.monotonic() - started
         print(f"schemathesis: {sum(cases.values())} cases in {elapsed:.0f} s; {dict(cases)}; statuses {dict(statuses)}")
         landing = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
