@@ -8,6 +8,10 @@ export DAGSTER_HOME ?= $(CURDIR)/.data/dagster_home
 # 6.1 GiB. Fixed thresholds hand large buffers back on free: the same run peaked at 1.7 GiB.
 export MALLOC_MMAP_THRESHOLD_ ?= 1048576
 export MALLOC_TRIM_THRESHOLD_ ?= 1048576
+# The UIs and the service listen on loopback only; `make serve HOST=0.0.0.0` opens one to the
+# network (the service then needs ADFLOW_SERVING_TOKEN; the Dagster and MLflow UIs have no login).
+# `:=`, not `?=`: a HOST in the environment (some shells and CI set one) does not open them.
+HOST := 127.0.0.1
 
 .PHONY: setup demo test ui mlflow-ui serve clean
 
@@ -30,14 +34,14 @@ test: setup
 
 ui: setup
 	$(PY) -c "from ml.settings import Settings; from orchestration.instance import prepare_dagster_home; prepare_dagster_home(Settings.from_env())"
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+	$(VENV)/bin/dagster dev -w workspace.yaml -h $(HOST) -p 3000
 
 mlflow-ui: setup
-	$(VENV)/bin/mlflow ui -h 0.0.0.0 -p 5000 --backend-store-uri \
+	$(VENV)/bin/mlflow ui -h $(HOST) -p 5000 --backend-store-uri \
 		"$$($(PY) -c 'from ml.settings import Settings; print(Settings.from_env().mlflow_tracking_uri)')"
 
 serve: setup
-	$(PY) -m serving --host 0.0.0.0 --port 8000
+	$(PY) -m serving --host $(HOST) --port 8000
 
 clean:
 	rm -rf .data dbt_project/target

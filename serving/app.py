@@ -4,18 +4,32 @@ from __future__ import annotations
 import threading
 import time
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query
 
 from ml.settings import Settings
+from serving.api_schema import (EventsAccepted, Health, UserAds, error_responses, install_error_handlers,
+                                install_exact_openapi, problem)
+from serving.auth import token_from_env, write_guard
+from serving.body_limit import MAX_BODY_BYTES, BodySizeLimit
 from serving.events import EventBatch, contract_frames, write_landing_files
 from serving.live import LiveEvents
 from serving.rerank import rerank
 from serving.snapshot import USER_KEY_PATTERN, Snapshot, WarehouseBusy
 
+# A user_id (int64, as in the landing files) or its pseudonym, the warehouse's user_key.
+USER_PATTERN = r"^(-?[0-9]{1,19}|[0-9a-f]{32})$"
 
-def create_app(settings: Settings) -> FastAPI:
+
+def create_app(settings: Settings, token: str | None = None) -> FastAPI:
+    """`token` guards the writes (POST /events, /reload); None: read from ADFLOW_SERVING_TOKEN, and
+    if that is unset too the service is read-only."""
+    token = token or token_from_env()
     app = FastAPI(title="adflow serving", description="Re-ranks the daily schedule from fresh events; events "
-                  "posted here land as files for the next daily run.")
+                  "posted here land as files for the next daily run. Writes need the bearer token.")
+    app.add_middleware(BodySizeLimit, max_body_size=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    install_exact_openapi(app)
+    authorised = [Depends(write_guard(token))]
     # One reference to swap: a request sees a snapshot with the live events that go with it.
     state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_salt))}
     lock = threading.Lock()  # posted events are added, and snapshots swapped, one at a time
@@ -28,18 +42,20 @@ def create_app(settings: Settings) -> FastAPI:
                 "users_with_events": len(current.stream_offsets), "events_loaded": len(current.event_stream),
                 "events_posted_since_load": live.counts(), "loaded_at": current.loaded_at.isoformat()}
 
-    app.get("/health", summary="Loaded schedule date, champion versions, users and events in memory")(health)
+    app.get("/health", summary="Loaded schedule date, champion versions, users and events in memory",
+            response_model=Health)(health)
 
-    @app.get("/users/{user}/ads", summary="The user's scheduled ads, re-ranked with the events seen up to now")
-    def user_ads(user: str, hour: int | None = Query(None, ge=0, le=23, description="only ads planned for this hour"),
+    @app.get("/users/{user}/ads", summary="The user's scheduled ads, re-ranked with the events seen up to now",
+             response_model=UserAds, responses=error_responses(404, 422))
+    def user_ads(user: str = Path(pattern=USER_PATTERN, description="a user_id (int64) or a user_key (32 hex)"),
+                 hour: int | None = Query(None, ge=0, le=23, description="only ads planned for this hour"),
                  k: int = Query(4, ge=1, le=100, description="at most this many ads"),
                  rescore: bool = Query(False, description="score with the champions even if nothing changed "
                                        "since the schedule (the numbers are the same, only slower)")) -> dict:
         started = time.perf_counter()
         current, live = state["current"]
-        if not (USER_KEY_PATTERN.match(user) or user.lstrip("-").isdigit()):
-            raise HTTPException(422, f"user must be a user_id (integer, as in the landing files) or a user_key "
-                                     f"(32 hex characters, as in the warehouse), got {user!r}")
+        if not (USER_KEY_PATTERN.match(user) or -2**63 <= int(user) < 2**63):
+            raise HTTPException(422, [problem(["path", "user"], "user_id out of the int64 range", "int64_range")])
         user_key = current.user_key_of(user, settings.pseudonym_salt)
         if not current.knows(user_key) and user_key not in live.stream_by_user:
             raise HTTPException(404, f"unknown user {user}: no events and no schedule for "
@@ -60,15 +76,16 @@ def create_app(settings: Settings) -> FastAPI:
                 "ads": ads, "latency_ms": round(1000 * (time.perf_counter() - started), 1)}
 
     @app.post("/events", summary="Behavior and ad events (landing contract columns): used for re-ranking "
-              "at once, and landed as files for the next daily run")
+              "at once, and landed as files for the next daily run", dependencies=authorised,
+              response_model=EventsAccepted, responses=error_responses(400, 401, 413, 422))
     def post_events(batch: EventBatch) -> dict:
         frames = contract_frames(batch)
         with lock:
             current, live = state["current"]
             unknown_ads = sorted(set(frames["ad_events"]["ad_id"]) - set(current.ad_catalog.index))
             if unknown_ads:  # the ingest would quarantine them (unknown_ad): refuse them here instead
-                raise HTTPException(422, [{"loc": ["body", "ad_events", "ad_id"], "type": "unknown_ad",
-                                           "msg": f"ad_id not in the ads table: {unknown_ads[:20]}"}])
+                raise HTTPException(422, [problem(["body", "ad_events", "ad_id"],
+                                                  f"ad_id not in the ads table: {unknown_ads[:20]}", "unknown_ad")])
             new, duplicates = live.split_new(frames, current)
             files = write_landing_files(settings, new)
             live.add(new, current)
@@ -76,7 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "duplicates_ignored": duplicates,
                 "landing_files": [str(path.relative_to(settings.landing_dir)) for path in files]}
 
-    @app.post("/reload", summary="Load the latest schedule, champions and event stream again")
+    @app.post("/reload", summary="Load the latest schedule, champions and event stream again",
+              dependencies=authorised, response_model=Health, responses=error_responses(401, 413, 422, 503))
     def reload(wait_seconds: float = Query(10.0, ge=0, le=600, description="how long to wait for a "
                                             "writer (the daily run) to release the warehouse")) -> dict:
         try:  # requests keep being answered from the current snapshot meanwhile

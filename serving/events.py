@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ml.ingest.contract import get_contract
 from ml.settings import Settings, pseudonymize
@@ -24,33 +25,67 @@ STREAM_COLUMNS = ["user_key", "ts", "event_date", "event_type", "item_id", "cate
                   "event_id"]
 
 
-def bigint(**kwargs):
-    """A contract BIGINT (ids). ts is a naive UTC timestamp: an offset in the input is converted to UTC."""
-    return Field(ge=-2**63, lt=2**63, **kwargs)
+# Strict: a JSON boolean, float or string is not an id, and ids fit the warehouse's BIGINT.
+Int64 = Annotated[int, Field(strict=True, ge=-2**63, le=2**63 - 1)]
+Slot = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]  # contract INTEGER, slots count from 1
+
+# The timestamps the service accepts, in the schema as a pattern (JSON Schema has no date range):
+# RFC 3339 date and time, years 2000-2099, an optional UTC offset (none means UTC).
+TS_PATTERN = (r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+              r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$")
+TS_RANGE = (dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1))  # naive UTC, end excluded
+_TS = re.compile(TS_PATTERN)
+
+
+def _rfc3339(value):
+    """JSON gives a string, which must match TS_PATTERN (pydantic alone would also take unix numbers,
+    dates without a time and other spellings); Python callers may pass datetimes."""
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _TS.fullmatch(value):
+        raise ValueError("ts must be an RFC 3339 date-time like 2026-11-15T09:00:00 or 2026-11-15T09:00:00+01:00 "
+                         "(no offset: UTC), years 2000-2099")
+    return value
+
+
+def _naive_utc_in_range(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    if not TS_RANGE[0] <= value < TS_RANGE[1]:
+        raise ValueError(f"ts in UTC must be in [{TS_RANGE[0]:%Y-%m-%d}, {TS_RANGE[1]:%Y-%m-%d})")
+    return value
+
+
+Timestamp = Annotated[dt.datetime, BeforeValidator(_rfc3339), AfterValidator(_naive_utc_in_range), WithJsonSchema(
+    {"type": "string", "pattern": TS_PATTERN, "examples": ["2026-11-15T09:00:00"],
+     "description": "RFC 3339 date-time, no offset meaning UTC; stored as naive UTC; years 2000-2099"})]
+Propensity = Annotated[float, Field(strict=True, gt=0, le=1)]
 
 
 class BehaviorEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_id: int = bigint()
-    user_id: int = bigint()
-    ts: dt.datetime
+    event_id: Int64
+    user_id: Int64
+    ts: Timestamp
     event_type: Literal["view", "click", "cart", "fav", "buy"]
-    category_id: int | None = bigint(default=None)
-    brand_id: int | None = bigint(default=None)
-    item_id: int = bigint()
+    category_id: Int64 | None = None
+    brand_id: Int64 | None = None
+    item_id: Int64
 
 
 class AdEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_id: int = bigint()
-    impression_id: int = bigint()
-    user_id: int = bigint()
-    ad_id: int = bigint()
-    ts: dt.datetime
+    event_id: Int64
+    impression_id: Int64
+    user_id: Int64
+    ad_id: Int64
+    ts: Timestamp
     event_type: Literal["impression", "click", "conversion"]
-    slot: int = Field(ge=1, lt=2**31)
-    cost: float = Field(ge=0, allow_inf_nan=False)
-    propensity: float | None = Field(default=None, gt=0, le=1)
+    slot: Slot
+    cost: Annotated[float, Field(strict=True, ge=0, le=1e12, allow_inf_nan=False)]
+    propensity: Propensity | None = Field(default=None, description=(
+        "for an impression: the probability the serving policy showed this ad in this slot, as GET "
+        "/users/{user}/ads answered it (its ads' `propensity`); lands with the event for off-policy evaluation"))
 
 
 class EventBatch(BaseModel):
@@ -98,9 +133,30 @@ def stream_rows(frames: dict[str, pd.DataFrame], salt: str, ad_catalog: pd.DataF
     return rows[STREAM_COLUMNS]
 
 
+def _fsync_directory(folder: Path) -> None:
+    """Makes the names in `folder` (a rename, a new subfolder) durable, not only the files' bytes."""
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _make_durable_folder(folder: Path) -> None:
+    """mkdir -p, syncing each parent whose entry for a new folder would otherwise be lost in a crash."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        _fsync_directory(new.parent)
+
+
 def write_landing_files(settings: Settings, frames: dict[str, pd.DataFrame]) -> list[Path]:
-    """One Parquet file per table and event day, in the contract's columns and types, written to a
-    hidden temporary name and renamed, so the landing sensor and the ingest never see half a file."""
+    """One Parquet file per table and event day, in the contract's columns and types. Written to a
+    hidden temporary name, fsynced, renamed, and the folder fsynced: the landing sensor and the ingest
+    never see half a file, and once this returns (and the client gets its 200) a crash loses nothing."""
     written = []
     for table, frame in frames.items():
         if frame.empty:
@@ -109,13 +165,17 @@ def write_landing_files(settings: Settings, frames: dict[str, pd.DataFrame]) -> 
         schema = pa.schema([(column.name, ARROW_TYPES[column.sql_type]) for column in contract.columns])
         for day, rows in frame.groupby(frame["ts"].dt.date):
             folder = settings.landing_partition_dir(table, day)
-            folder.mkdir(parents=True, exist_ok=True)
+            _make_durable_folder(folder)
             name = f"serving-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
             temporary = folder / f".{name}.tmp"  # hidden: the ingest and the sensor skip dot files
             table_rows = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
-            pq.write_table(table_rows, temporary)
-            with open(temporary, "rb") as handle:  # on disk before it becomes visible
-                os.fsync(handle.fileno())
-            os.replace(temporary, folder / name)
+            try:
+                pq.write_table(table_rows, temporary)
+                with open(temporary, "rb") as handle:  # its bytes on disk before it becomes visible
+                    os.fsync(handle.fileno())
+                os.replace(temporary, folder / name)
+            finally:
+                temporary.unlink(missing_ok=True)  # a failed write (disk full) leaves no debris
+            _fsync_directory(folder)  # and the rename itself
             written.append(folder / name)
     return written

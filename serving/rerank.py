@@ -16,7 +16,11 @@ from ml.rankers.live_features import refresh_user_features
 from serving.snapshot import Snapshot
 
 RESPONSE_COLUMNS = ["rank", "ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "value",
-                    "planned_pctr", "planned_pcvr", "planned_value", "reason", "top_features"]
+                    "planned_pctr", "planned_pcvr", "planned_value", "reason", "top_features", "propensity"]
+# The probability this policy shows an ad in its slot, logged so that off-policy evaluation can use
+# served impressions: the ranking is deterministic (same state, same answer), so every ad it returns
+# is shown with probability 1. An exploration rule would set it per ad.
+POLICY_PROPENSITY = 1.0
 
 
 @dataclass
@@ -84,4 +88,5 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     ranked = ranked.drop_duplicates("ad_id").head(k).reset_index(drop=True)
     ranked["rank"] = range(1, len(ranked) + 1)
     ranked["reason"] = [_reason(row, fresh_events) for _, row in ranked.iterrows()]
+    ranked["propensity"] = POLICY_PROPENSITY
     return Ranking(ranked[RESPONSE_COLUMNS], fresh_events, used_up, as_of, rescored)

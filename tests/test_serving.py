@@ -3,21 +3,13 @@ re-ranking from posted events, and the feedback loop into landing files the inge
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from pipeline_fixture import materialized_pipeline
+from serving_process import call, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -29,46 +21,19 @@ def pipeline(tmp_path_factory):
     yield from materialized_pipeline(tmp_path_factory)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+TOKEN = "test-serving-token-0123456789"
 
 
 def _call(url: str, body: dict | None = None, method: str | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    """Every call carries the write token: these tests are about what an authorised client gets."""
+    return call(url, body, method, token=TOKEN)
 
 
 @pytest.fixture(scope="module")
-def server(pipeline):
+def server(pipeline, tmp_path_factory):
     settings, *_ = pipeline
-    port = _free_port()
-    # Own session and process group, default signal handling: stopped by killing the group by pid
-    # (a background server on this machine may ignore SIGINT/SIGTERM).
-    process = subprocess.Popen([sys.executable, "-m", "serving", "--port", str(port)], env=dict(os.environ),
-                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if _call(f"{base}/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serving did not start:\n{process.stdout.read().decode()[-3000:]}")
-            time.sleep(0.5)
-        yield settings, base
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+    with running_service(tmp_path_factory.mktemp("serving") / "service.log", TOKEN) as service:
+        yield settings, service.base
 
 
 @pytest.fixture(scope="module")

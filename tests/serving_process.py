@@ -1,0 +1,89 @@
+"""The serving process as the tests use it: a real `python -m serving` over real HTTP, in its own
+session with default signal handling, stopped by killing its process group by pid (a background
+server on this machine may ignore SIGINT/SIGTERM). Its output goes to a file, read after the fact
+(a pipe nobody reads would fill up and stall the server)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN_ENV = "ADFLOW_SERVING_TOKEN"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None, method: str | None = None, token: str | None = None,
+         raw: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    """(status, JSON body); `raw` sends bytes as they are instead of `body` as JSON."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    sent = {"content-type": "application/json", **(headers or {})}
+    if token is not None:
+        sent["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=sent, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@dataclass
+class Service:
+    base: str
+    process: subprocess.Popen
+    log_path: Path
+    token: str | None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: nothing the service does can delay or soften it."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_service(log_path: Path, token: str | None, env: dict | None = None, host: str = "127.0.0.1",
+                    startup_seconds: float = 180):
+    """Starts `python -m serving` on a free loopback port (AD_* settings from `env` or this process)
+    and yields a Service once /health answers; always killed on the way out."""
+    port = free_port()
+    env = dict(os.environ if env is None else env)
+    env.pop(TOKEN_ENV, None)
+    if token is not None:
+        env[TOKEN_ENV] = token
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "serving", "--host", host, "--port", str(port)], cwd=REPO,
+                                   env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    service = Service(f"http://127.0.0.1:{port}", process, log_path, token)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            try:
+                if call(f"{service.base}/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serving did not start:\n{service.log()[-3000:]}")
+            time.sleep(0.5)
+        yield service
+    finally:
+        service.kill()
