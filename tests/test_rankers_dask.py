@@ -15,15 +15,17 @@ TEST_DAY, VALIDATION_DAY = dt.date(2026, 11, 5), dt.date(2026, 11, 4)
 
 
 @pytest.mark.timeout(120)
-def test_dask_ranker_matches_single_process_auc():
+def test_dask_ranker_matches_single_process_auc(monkeypatch):
     # 80k rows: at 24k the two rank orders of the workers (see dask_training) land 0.003 and 0.006 off.
     impressions = synthetic_impressions(n_impressions=80_000, n_users=3_000, n_ads=100, n_days=5, seed=11)
     train, valid, test = split_by_day(impressions, test_date=TEST_DAY, validation_date=VALIDATION_DAY)
+    monkeypatch.delenv("AD_DASK_SCHEDULER", raising=False)
     single = fit_ranker(train, valid, "ctr")
 
     started = time.perf_counter()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        distributed = fit_ranker(train, valid, "ctr", dask_scheduler=cluster.scheduler_address)
+        monkeypatch.setenv("AD_DASK_SCHEDULER", cluster.scheduler_address)  # a setting, not a code change
+        distributed = fit_ranker(train, valid, "ctr")
     assert time.perf_counter() - started < 60
 
     labels = test["label_click"].to_numpy()

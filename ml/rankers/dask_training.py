@@ -20,6 +20,8 @@ seeds 7/8/9 single-process 0.7574/0.7570/0.7578).
 """
 from __future__ import annotations
 
+import warnings
+
 import dask.dataframe as dd
 import lightgbm as lgb
 import numpy as np
@@ -55,9 +57,12 @@ def train_booster_on_dask(scheduler_address: str, train_features: pd.DataFrame, 
         # Dask sets each worker's thread count (its nthreads) and the machine list itself.
         worker_params = {key: value for key, value in params.items() if key not in ("num_threads", "verbose")}
         model = lgb.DaskLGBMClassifier(client=client, n_estimators=num_boost_round, verbose=-1, **worker_params)
-        model.fit(
-            train_x, train_y, eval_X=(valid_x,), eval_y=(valid_y,), eval_names=["validation"],
-            categorical_feature=categorical,
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-        )
+        with warnings.catch_warnings():
+            # The sklearn wrapper always carries n_jobs; lightgbm.dask drops it for the workers' nthreads.
+            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+            model.fit(
+                train_x, train_y, eval_X=(valid_x,), eval_y=(valid_y,), eval_names=["validation"],
+                categorical_feature=categorical,
+                callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            )
         return model.booster_
