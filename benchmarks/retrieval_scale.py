@@ -1,7 +1,7 @@
 """Candidate retrieval at catalog scale: the faiss IVF index ("ann") against brute force ("exact"),
 both through `retrieve_candidates`, on clustered synthetic embeddings (100k users x 1M ads, 64-d).
 
-Brute force over all users would take most of an hour here, so it runs on a seeded sample of users;
+Brute force over all users would take 20+ minutes here, so it runs on a seeded sample of users;
 its per-query time is (time for the sample - time for one user) / (sample - 1), which takes out the
 fixed cost of preparing the catalog, and its total for all users is extrapolated from that. Recall@50
 is measured on the same sample. Everything runs on one thread (BLAS and faiss) so per-query times

@@ -2,10 +2,10 @@
 
 Why faiss (faiss-cpu) and IVF-Flat rather than an HNSW graph (hnswlib, usearch, faiss HNSW):
 - determinism: IVF-Flat is k-means centroids plus exact inner products inside the probed lists. With
-  a seeded training sample and seeded k-means the index is a pure function of its input, and each
-  query is answered independently, so results do not depend on thread count or query batching. An
-  HNSW graph built with several threads depends on insertion races; single-threaded it is
-  reproducible but a 1M-ad build takes minutes on one core, every day;
+  a seeded training sample, seeded k-means and a one-thread build the index is a pure function of
+  its input, and each query is answered on its own, so search results do not depend on thread count
+  or batching. An HNSW graph built with several threads depends on insertion races; single-threaded
+  it is reproducible but a 1M-ad build takes minutes on one core, every day;
 - build time: training k-means on a sample and assigning 1M vectors takes seconds;
 - one knob (n_probe, lists scanned per query) trades recall for speed, predictably;
 - faiss is Meta's maintained library with CPU wheels for our Python and numpy 2.
@@ -54,9 +54,8 @@ def build_index(unit_vectors: np.ndarray, seed: int = 0, n_lists: int | None = N
                 probe_share: float = DEFAULT_PROBE_SHARE, threads: int = 1) -> AnnIndex:
     """Index rows of `unit_vectors` (already L2-normalised, float32) for inner-product search.
 
-    Single-threaded by default: on a shared box extra OpenMP threads spin, and one thread keeps
-    k-means summation order fixed (faiss's kmeans is seeded, but its reductions are not ordered
-    across threads)."""
+    Single-threaded by default: on a shared box extra OpenMP threads spin, and faiss does not promise
+    that k-means gives the same centroids for any thread count; on one thread it does (seeded)."""
     vectors = np.ascontiguousarray(unit_vectors, dtype=np.float32)
     n, dim = vectors.shape
     n_lists = n_lists or default_n_lists(n)
