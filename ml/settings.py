@@ -20,6 +20,13 @@ class Settings:
     partition_start: dt.date
     # A conversion counts for the last click within this many days; labels are final after it.
     attribution_window_days: int = 7
+    # Candidate retrieval: "exact" brute force, "ann" (faiss IVF index), or "auto" = ann from
+    # `retrieval_ann_min_ads` eligible ads up (ml/allocation/ann_index.py).
+    retrieval_index: str = "auto"
+    retrieval_ann_min_ads: int = 200_000
+    retrieval_ann_probe_share: float = 0.03
+    # A dask.distributed scheduler address ("tcp://host:8786"): rankers train on that cluster.
+    dask_scheduler: str | None = None
 
     @property
     def landing_dir(self) -> Path:
@@ -53,6 +60,10 @@ class Settings:
             pseudonym_salt=env.get("AD_PSEUDONYM_SALT", "dev-salt-change-me"),
             partition_start=dt.date.fromisoformat(env.get("AD_PARTITION_START", "2026-11-01")),
             attribution_window_days=int(env.get("AD_ATTRIBUTION_WINDOW_DAYS", "7")),
+            retrieval_index=_one_of(env.get("AD_RETRIEVAL_INDEX", "auto"), ("auto", "exact", "ann"), "AD_RETRIEVAL_INDEX"),
+            retrieval_ann_min_ads=int(env.get("AD_RETRIEVAL_ANN_MIN_ADS", "200000")),
+            retrieval_ann_probe_share=float(env.get("AD_RETRIEVAL_ANN_PROBE_SHARE", "0.03")),
+            dask_scheduler=env.get("AD_DASK_SCHEDULER") or None,
         )
 
     def export_env(self) -> dict[str, str]:
@@ -64,7 +75,17 @@ class Settings:
             "AD_PSEUDONYM_SALT": self.pseudonym_salt,
             "AD_PARTITION_START": self.partition_start.isoformat(),
             "AD_ATTRIBUTION_WINDOW_DAYS": str(self.attribution_window_days),
+            "AD_RETRIEVAL_INDEX": self.retrieval_index,
+            "AD_RETRIEVAL_ANN_MIN_ADS": str(self.retrieval_ann_min_ads),
+            "AD_RETRIEVAL_ANN_PROBE_SHARE": str(self.retrieval_ann_probe_share),
+            **({"AD_DASK_SCHEDULER": self.dask_scheduler} if self.dask_scheduler else {}),
         }
+
+
+def _one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
 
 
 def pseudonymize(user_id: int | str, salt: str) -> str:

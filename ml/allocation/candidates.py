@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.allocation.ann_candidates import ann_candidates, choose_index
 from ml.allocation.config import AllocationConfig
 from ml.ordering import in_key_order
+from ml.settings import Settings
 
 CANDIDATE_COLUMNS = ["user_key", "ad_id", "retrieval_score", "source"]
 
@@ -38,10 +40,14 @@ def exploration_pool(ad_ids: np.ndarray, ad_delivery_stats: pd.DataFrame | None,
 
 
 def retrieve_candidates(user_embeddings: pd.DataFrame, ad_embeddings: pd.DataFrame, eligible_ads: pd.DataFrame,
-                        config: AllocationConfig, ad_delivery_stats: pd.DataFrame | None = None) -> pd.DataFrame:
+                        config: AllocationConfig, ad_delivery_stats: pd.DataFrame | None = None,
+                        index: str | None = None) -> pd.DataFrame:
     """Per user: the N eligible ads with the highest cosine similarity ('interest'), then up to
     `exploration_per_user` seeded random picks from the exploration pool not already among them
-    ('exploration'). Returns user_key, ad_id, retrieval_score (cosine), source."""
+    ('exploration'). Returns user_key, ad_id, retrieval_score (cosine), source.
+
+    `index`: "exact" (brute force, the reference), "ann" (approximate top-N from a faiss index,
+    ml/allocation/ann_candidates.py) or "auto"; None reads AD_RETRIEVAL_INDEX (ml/settings.py)."""
     # Exploration draws seeded numbers per (user, ad) position and top-N breaks ties by position, so
     # both sides go in key order whatever order the caller read them in.
     eligible = in_key_order(ad_embeddings[ad_embeddings["ad_id"].isin(eligible_ads["ad_id"])], ["ad_id"])
@@ -61,6 +67,10 @@ def retrieve_candidates(user_embeddings: pd.DataFrame, ad_embeddings: pd.DataFra
     top_n = min(config.candidates_per_user, n_ads)
     pool = exploration_pool(ad_ids, ad_delivery_stats, config)
     n_explore = min(config.exploration_per_user, len(pool))
+    settings = Settings.from_env()
+    if choose_index(index, n_ads, top_n, settings) == "ann":
+        return ann_candidates(user_keys, user_matrix, ad_ids, ad_matrix, top_n, pool, n_explore, config,
+                              settings.retrieval_ann_probe_share)
     rng = np.random.default_rng(config.seed)
 
     user_pos, ad_pos, scores, is_explore = [], [], [], []

@@ -16,6 +16,7 @@ from ml.ordering import in_key_order
 from ml.rankers.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from ml.rankers.explain import top_contributions
 from ml.rankers.features import FeatureSpec, labels_for
+from ml.settings import Settings
 
 Task = Literal["ctr", "cvr"]
 
@@ -111,11 +112,14 @@ def fit_ranker(
     num_boost_round: int = DEFAULT_NUM_BOOST_ROUND,
     early_stopping_rounds: int = DEFAULT_EARLY_STOPPING_ROUNDS,
     extra_numeric: Sequence[str] = (),
+    dask_scheduler: str | None = None,
 ) -> FittedRanker:
     """Train on `train`, early-stop and calibrate on `valid` (the day before the test day).
 
     For task 'cvr' pass clicked impressions (cvr_training_set). The validation day serves both early
     stopping and calibration: both only pick a handful of parameters, and the test day stays untouched.
+    `dask_scheduler` (default: AD_DASK_SCHEDULER) trains the booster on that dask.distributed cluster
+    (ml/rankers/dask_training.py); everything else is the same.
     """
     if task not in ("ctr", "cvr"):
         raise ValueError(f"task must be 'ctr' or 'cvr', got {task!r}")
@@ -129,21 +133,30 @@ def fit_ranker(
         raise ValueError(f"{task} training rows hold a single class ({len(train_labels)} rows); need both labels")
     merged_params = {**DEFAULT_PARAMS, "num_threads": default_num_threads(len(train)), **(params or {})}
 
-    train_set = lgb.Dataset(
-        feature_spec.transform(train), label=train_labels,
-        categorical_feature=feature_spec.categorical, free_raw_data=True,
-    )
     valid_features = feature_spec.transform(valid)
-    valid_set = lgb.Dataset(
-        valid_features, label=valid_labels,
-        categorical_feature=feature_spec.categorical, reference=train_set,
-    )
+    dask_scheduler = dask_scheduler or Settings.from_env().dask_scheduler
     started = time.perf_counter()
-    booster = lgb.train(
-        merged_params, train_set, num_boost_round=num_boost_round,
-        valid_sets=[valid_set], valid_names=["validation"],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
-    )
+    if dask_scheduler:
+        from ml.rankers.dask_training import train_booster_on_dask  # dask costs ~1 s to import; only here
+
+        booster = train_booster_on_dask(
+            dask_scheduler, feature_spec.transform(train), train_labels, valid_features, valid_labels,
+            feature_spec.categorical, merged_params, num_boost_round, early_stopping_rounds,
+        )
+    else:
+        train_set = lgb.Dataset(
+            feature_spec.transform(train), label=train_labels,
+            categorical_feature=feature_spec.categorical, free_raw_data=True,
+        )
+        valid_set = lgb.Dataset(
+            valid_features, label=valid_labels,
+            categorical_feature=feature_spec.categorical, reference=train_set,
+        )
+        booster = lgb.train(
+            merged_params, train_set, num_boost_round=num_boost_round,
+            valid_sets=[valid_set], valid_names=["validation"],
+            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        )
     training_seconds = time.perf_counter() - started
     best_iteration = booster.best_iteration or booster.current_iteration()
 
