@@ -2,7 +2,7 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import delivery, encoder, evaluation, ingest, promotion, rankers
+from orchestration.assets import delivery, encoder, evaluation, ingest, monitoring, promotion, rankers
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
@@ -18,7 +18,7 @@ defs = dg.Definitions(
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
     ],
-    asset_checks=[promotion.champions_not_worse_than_challengers],
+    asset_checks=[promotion.champions_not_worse_than_challengers, *monitoring.MONITORING_CHECKS],
     jobs=[ingest_job, daily_pipeline],
     schedules=[daily_schedule],
     sensors=[landing_files_sensor],
