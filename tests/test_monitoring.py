@@ -41,9 +41,9 @@ def test_psi_of_identical_samples_is_zero_and_of_a_shifted_one_significant():
 
 def test_psi_keeps_missing_values_rare_and_unseen_levels_in_their_own_bins():
     assert numeric_psi([1.0, 2.0, np.nan, np.nan], [1.0, 2.0, 3.0, 4.0]) > PSI_WARN  # NULLs disappeared
-    reference = ["a"] * 60 + ["b"] * 39 + ["rare"]
+    reference = ["a"] * 120 + ["b"] * 79 + ["rare"]  # "rare": 0.5% of the reference, pooled
     # A level the reference never saw is pooled with the rare ones, so a flood of it shows as drift.
-    assert categorical_psi(reference, ["a"] * 60 + ["b"] * 38 + ["new", "rare"]) < 0.01
+    assert categorical_psi(reference, ["a"] * 120 + ["b"] * 78 + ["new", "rare"]) < 0.01
     assert categorical_psi(reference, ["a"] * 30 + ["new"] * 70) > PSI_WARN
     assert math.isfinite(numeric_psi([1, 2, 3, 4], [9, 9, 9, 9]))  # empty bins count as EPSILON
 
@@ -135,6 +135,7 @@ def tampered(settings, table: str, *statements: str):
             conn.execute("drop table monitoring_backup")
 
 
+@pytest.mark.integration
 def test_daily_run_evaluates_every_monitoring_check_as_a_warning(pipeline):
     *_, daily, _ = pipeline
     assert daily.success
@@ -145,6 +146,7 @@ def test_daily_run_evaluates_every_monitoring_check_as_a_warning(pipeline):
     assert all(e.passed for e in monitoring if e.check_name in ("landing_fresh", "prediction_drift"))
 
 
+@pytest.mark.integration
 def test_freshness_warns_when_a_landing_day_is_missing(pipeline):
     settings, *_ = pipeline
     folder = settings.landing_dir / "ad_events" / "date=2026-11-05"
@@ -158,6 +160,7 @@ def test_freshness_warns_when_a_landing_day_is_missing(pipeline):
     assert evaluation(result, "raw/users", "landing_fresh").passed
 
 
+@pytest.mark.integration
 def test_feature_drift_warns_on_a_shifted_candidate_feature(pipeline):
     settings, *_, daily, _ = pipeline
     feature = "user_category_events_7d"
@@ -169,6 +172,7 @@ def test_feature_drift_warns_on_a_shifted_candidate_feature(pipeline):
     assert "PSI" in after.metadata["plot"].value  # the bar plot is embedded
 
 
+@pytest.mark.integration
 def test_prediction_drift_compares_with_the_previous_schedule(pipeline):
     settings, *_, days = pipeline
     schedule_date = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
@@ -183,6 +187,7 @@ def test_prediction_drift_compares_with_the_previous_schedule(pipeline):
     assert not drifted.passed and drifted.metadata["drifted"].value == ["pctr"]
 
 
+@pytest.mark.integration
 def test_calibration_warns_when_the_newest_final_day_stops_clicking(pipeline):
     settings, *_, daily, _ = pipeline
     clean = evaluation(daily, "model_promotion", "champion_calibration").metadata
