@@ -98,6 +98,9 @@ def feature_drift_check(context: dg.AssetCheckExecutionContext, platform: Platfo
                                 "(select unnest(?::date[]))", [train_days]).df()
         scoring = conn.execute(f"select {columns} from main.candidate_features where schedule_date = ?",
                                [schedule_date]).df()
+    if scoring.empty or training.empty:
+        return dg.AssetCheckResult(passed=False, severity=WARN, metadata={
+            "note": f"nothing to compare: {len(training)} training rows, {len(scoring)} candidates"})
     table = feature_drift(training, scoring)
     return _psi_result(table, report_dir(platform, day) / "feature_drift.png",
                        f"Feature PSI: training days vs candidates of {schedule_date}", {
