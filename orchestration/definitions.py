@@ -2,7 +2,8 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import delivery, encoder, evaluation, ingest, policy_value, promotion, rankers
+from orchestration.assets import (delivery, encoder, evaluation, ingest, monitoring, policy_value, promotion,
+                                  rankers)
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
@@ -19,7 +20,7 @@ defs = dg.Definitions(
         evaluation.policy_evaluation,
         policy_value.policy_value_estimates,
     ],
-    asset_checks=[promotion.champions_not_worse_than_challengers],
+    asset_checks=[promotion.champions_not_worse_than_challengers, *monitoring.MONITORING_CHECKS],
     jobs=[ingest_job, daily_pipeline],
     schedules=[daily_schedule],
     sensors=[landing_files_sensor],
