@@ -75,9 +75,12 @@ def registered_champions() -> dict[str, str | None]:
     return champions
 
 
-def schedule_rows(data_root: Path) -> pd.DataFrame:
+def schedule_rows(data_root: Path, schedule_date: str | None = None) -> pd.DataFrame:
     with duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True) as conn:
-        return conn.sql("select * from ml.daily_ad_schedule").df()
+        schedule = conn.sql("select * from ml.daily_ad_schedule").df()
+    if schedule_date is None:
+        return schedule
+    return schedule[pd.to_datetime(schedule["schedule_date"]).dt.date == dt.date.fromisoformat(schedule_date)]
 
 
 def assert_real_data_run(data_root: Path, summary: str) -> None:
@@ -163,6 +166,7 @@ def test_taobao_demo_runs_to_a_schedule_report_and_models(tmp_path, capsys):
 START = dt.date(2026, 11, 1)
 DAYS = [(START + dt.timedelta(days=i)).isoformat() for i in range(7)]
 EMPTY_DAY = DAYS[3]
+LATEST_SCHEDULE_DATE = (START + dt.timedelta(days=7)).isoformat()
 CAMPAIGN_WITHOUT_ADS = 999
 
 
@@ -175,7 +179,8 @@ def young_world(data_root: Path) -> None:
         shutil.rmtree(folder)  # a day whose delivery is empty: no events, no impressions
     campaigns_dir = data_root / "landing" / "campaigns" / f"date={DAYS[0]}"
     campaigns = pd.read_parquet(next(campaigns_dir.glob("*.parquet")))
-    campaigns.head(1).assign(campaign_id=CAMPAIGN_WITHOUT_ADS).to_parquet(campaigns_dir / "no-ads.parquet")
+    longest = campaigns.sort_values("end_date").tail(1)  # in flight on the schedule day
+    longest.assign(campaign_id=CAMPAIGN_WITHOUT_ADS).to_parquet(campaigns_dir / "no-ads.parquet")
 
 
 def run(job: str, day: str):
@@ -200,6 +205,9 @@ def young(tmp_path_factory):
         results["ingest"] += [run("ingest_job", day) for day in DAYS[2:-1]]
         results["latest"] = run("daily_pipeline", DAYS[-1])
         results["latest_metadata"] = {a: latest_metadata(a) for a in ("cvr_ranker", "daily_ad_schedule")}
+        with duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True) as conn:  # rebuilt by each run
+            results["latest_training_days"] = [
+                d for (d,) in conn.sql("select distinct impression_date from main.ctr_training_set").fetchall()]
         results["champions_after_latest"] = registered_champions()
         results["early_again"] = run("daily_pipeline", DAYS[2])
         results["early_again_metadata"] = {a: latest_metadata(a) for a in ("interest_encoder", "model_promotion")}
@@ -222,8 +230,7 @@ def test_no_labels_and_no_champion_stop_the_run_saying_what_to_fix(young):
 def test_empty_day_is_ingested_and_the_latest_day_schedules(young):
     data_root, results = young
     assert all(r.success for r in results["ingest"]) and results["latest"].success
-    with duckdb.connect(str(data_root / "warehouse.duckdb"), read_only=True) as conn:
-        training_days = [d for (d,) in conn.sql("select distinct impression_date from main.ctr_training_set").fetchall()]
+    training_days = results["latest_training_days"]
     assert dt.date.fromisoformat(EMPTY_DAY) not in training_days and len(training_days) == 5
     failed_checks = [e.check_name for e in results["latest"].get_asset_check_evaluations() if not e.passed]
     assert failed_checks == []
@@ -237,7 +244,7 @@ def test_scarce_conversions_skip_cvr_and_price_cpa_with_the_pooled_prior(young):
     assert results["champions_after_latest"]["ctr_ranker"] is not None
     assert schedule_meta["cvr_source"].startswith("no CVR champion: ")
     assert "priced with the pooled prior pCVR" in schedule_meta["cvr_source"]
-    schedule = schedule_rows(data_root)
+    schedule = schedule_rows(data_root, LATEST_SCHEDULE_DATE)
     cpa = schedule[schedule["bid_type"] == "cpa"]
     assert len(cpa) > 0 and cpa["pcvr"].nunique() == 1  # one stated prior for every CPA row
     assert schedule.loc[schedule["bid_type"] == "cpc", "pcvr"].isna().all()
@@ -246,7 +253,8 @@ def test_scarce_conversions_skip_cvr_and_price_cpa_with_the_pooled_prior(young):
 def test_campaign_without_ads_is_named_not_scheduled(young):
     data_root, results = young
     assert results["latest_metadata"]["daily_ad_schedule"]["campaigns_in_flight_without_ads"] == [CAMPAIGN_WITHOUT_ADS]
-    assert CAMPAIGN_WITHOUT_ADS not in set(schedule_rows(data_root)["campaign_id"])
+    schedule = schedule_rows(data_root, LATEST_SCHEDULE_DATE)
+    assert len(schedule) and CAMPAIGN_WITHOUT_ADS not in set(schedule["campaign_id"])
 
 
 def test_too_few_days_keep_the_champions_serving(young):
