@@ -16,6 +16,8 @@ from ml.warehouse import table_exists
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_promotion
+# Rankers the schedule can go without: CPC campaigns need no pCVR; CPA ones get a prior or are left out.
+OPTIONAL_TASKS = frozenset({"cvr"})
 
 
 def read_level_factors(conn) -> dict[tuple[str, str], float]:
@@ -47,8 +49,11 @@ class ChampionScorer:
         rankers, encoders, runs = {}, {}, {}
         for task, name in RANKER_NAMES.items():
             ranker = load_ranker(name, alias)
+            if ranker is None and task in OPTIONAL_TASKS:
+                continue  # conversions too scarce so far: pcvr stays NaN (see ml/cvr_fallback.py)
             if ranker is None:
-                raise RuntimeError(f"No {alias} for {name}: materialize model_promotion first.")
+                raise RuntimeError(f"No {alias} for {name}: materialize model_promotion first (it needs "
+                                   "enough click labels to train one, see ml/label_sufficiency.py).")
             rankers[task], runs[task] = ranker, encoder_run_of(ranker)
             if runs[task] not in encoders:  # both rankers usually share one encoder
                 encoders[runs[task]] = encoder_for_ranker(ranker)
@@ -59,9 +64,10 @@ class ChampionScorer:
     def score(self, features: pd.DataFrame, event_stream: pd.DataFrame, as_of: pd.Timestamp,
               explain: bool = True) -> pd.DataFrame:
         """`features` holds the rankers' columns per (user_key, ad_id); adds pctr, pcvr, versions,
-        level factors and (with `explain`) the top two SHAP features of the CTR ranker. Rows come back
-        in (user_key, ad_id) order: the encoder scores in batches, so a fixed order keeps its floats
-        identical however the caller read the features."""
+        level factors and (with `explain`) the top two SHAP features of the CTR ranker. Without a CVR
+        champion pcvr is NaN and its version None. Rows come back in (user_key, ad_id) order: the
+        encoder scores in batches, so a fixed order keeps its floats identical however the caller
+        read the features."""
         features = in_key_order(features, ["user_key", "ad_id"])
         scored = features.copy()
         pairs = features[["user_key", "ad_id"]]
@@ -78,4 +84,6 @@ class ChampionScorer:
             if task == "ctr" and explain:
                 explained = ranker.explain(inputs, top_k=2)
                 scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
+        for task in RANKER_NAMES.keys() - self.rankers.keys():
+            scored[f"p{task}"], scored[f"{task}_ranker_version"], scored[f"{task}_level_factor"] = np.nan, None, 1.0
         return scored

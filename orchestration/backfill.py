@@ -41,9 +41,25 @@ def run_partitions(job_name: str, partition_keys: list[str], instance: dg.Dagste
                                         raise_on_error=False)
         results.append(result)
         if not result.success:
-            failed = [e.step_key for e in result.all_events if e.is_step_failure]
-            raise SystemExit(f"{job_name} failed for {key} at {failed}; see the run {result.run_id} in the UI.")
+            failures = [e for e in result.all_events if e.is_step_failure]
+            raise SystemExit(f"{job_name} failed for {key} at {[e.step_key for e in failures]}; see the run "
+                             f"{result.run_id} in the UI.\n" + "\n".join(failure_messages(failures)))
     return results
+
+
+def failure_messages(failures) -> list[str]:
+    """Each failed step's own message (a dg.Failure says what to fix), without the stack trace."""
+    messages = []
+    for event in failures:
+        user_failure = event.step_failure_data.user_failure_data
+        if user_failure is not None and user_failure.description:
+            messages.append(f"  {event.step_key}: {user_failure.description}")
+            continue
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None and "Error occurred while executing" in error.message:
+            error = error.cause
+        messages.append(f"  {event.step_key}: {(error.message if error else '').strip()}")
+    return messages
 
 
 def main(argv: list[str] | None = None) -> int:

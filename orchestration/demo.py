@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 
-from ml.settings import Settings
+from ml.settings import REPO_ROOT, Settings
 from orchestration.instance import local_instance
 
 
@@ -22,7 +24,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--resimulate", action="store_true", help="rewrite the landing files even if present")
+    parser.add_argument("--dataset", choices=["simulator", "movielens", "taobao"], default="simulator",
+                        help="convert a public dataset instead of simulating: movielens (MovieLens-100k from the "
+                        "RecBole wheel: real ratings, synthetic CPC ad layer) or taobao (the published CSVs in "
+                        "--source); data root <repo>/.data/<dataset> unless AD_DATA_ROOT is set")
+    parser.add_argument("--source", type=Path, default=None, help="taobao: folder with the four published CSVs")
+    parser.add_argument("--max-days", type=int, default=MOVIELENS_DEFAULT_DAYS,
+                        help="movielens: keep the first N days of ratings")
+    parser.add_argument("--max-users", type=int, default=None, help="movielens: keep users with id <= N")
     return parser.parse_args(argv)
+
+
+MOVIELENS_DEFAULT_DAYS = 30
+
+
+def ensure_dataset(args: argparse.Namespace) -> None:
+    """Land a public dataset once, in its own data root, and start the partitions at its first day.
+
+    Runs before anything reads the partitions (they are defined at import from AD_PARTITION_START)."""
+    os.environ.setdefault("AD_DATA_ROOT", str(REPO_ROOT / ".data" / args.dataset))
+    settings = Settings.from_env()
+    if first_landed_day(settings) is None or args.resimulate:
+        print(f"Converting {args.dataset} into {settings.landing_dir} ...")
+        if args.dataset == "movielens":
+            from ml.datasets.movielens_landing import movielens_to_landing
+
+            report = movielens_to_landing(settings.data_root, max_days=args.max_days, max_users=args.max_users)
+        else:
+            from ml.datasets.taobao import taobao_to_landing
+
+            if args.source is None:
+                raise SystemExit("--dataset taobao needs --source DIR (raw_sample.csv, ad_feature.csv, "
+                                 "user_profile.csv, behavior_log.csv as published)")
+            report = taobao_to_landing(args.source, settings.data_root)
+        print(report.summary())
+    else:
+        print(f"Landing files found under {settings.landing_dir}; reusing them (--resimulate to rewrite).")
+    os.environ["AD_PARTITION_START"] = first_landed_day(settings).isoformat()
+
+
+def first_landed_day(settings: Settings) -> dt.date | None:
+    days = sorted(path.name.removeprefix("date=") for path in settings.landing_dir.glob("*/date=*"))
+    return dt.date.fromisoformat(days[0]) if days else None
 
 
 def ensure_simulated_data(settings: Settings, args: argparse.Namespace) -> None:
@@ -66,8 +109,12 @@ def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
-    settings = Settings.from_env()
-    ensure_simulated_data(settings, args)
+    if args.dataset != "simulator":
+        ensure_dataset(args)
+        settings = Settings.from_env()
+    else:
+        settings = Settings.from_env()
+        ensure_simulated_data(settings, args)
     latest_day, days = run_pipeline(settings)
 
     from orchestration.summary import print_summary

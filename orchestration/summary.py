@@ -64,10 +64,90 @@ def evaluation_lines(settings: Settings) -> list[str]:
     return report.value.splitlines() if report else ["  no policy evaluation (no ground truth)"]
 
 
+def _latest_metadata(asset: str) -> dict:
+    import dagster as dg
+
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+
+
+def degradation_lines() -> list[str]:
+    """What the run went without, and why (ml/label_sufficiency.py, ml/cvr_fallback.py)."""
+    lines = [f"  {model} skipped: {reason}" for model, reason in
+             (_latest_metadata("model_promotion").get("skipped") or {}).items()]
+    schedule = _latest_metadata("daily_ad_schedule")
+    if schedule.get("cvr_source"):
+        lines.append(f"  pCVR: {schedule['cvr_source']}")
+    if schedule.get("campaigns_in_flight_without_ads"):
+        lines.append(f"  campaigns in flight without ads (not scheduled): {schedule['campaigns_in_flight_without_ads']}")
+    return lines or ["  nothing skipped: every model trained on its own labels"]
+
+
+RANKER_REPORT_SHOWN = ["model", "task", "rows", "positives", "auc", "auc_se", "gauc", "logloss"]
+
+
+def ranker_report_lines(settings: Settings, latest_day: dt.date) -> list[str]:
+    """The rankers' holdout report (LightGBM beside its baselines), measurable on any labelled data."""
+    path = settings.data_root / "reports" / latest_day.isoformat() / "rankers" / "ranker_report.csv"
+    if not path.exists():
+        return ["  no ranker report for this day (rankers skipped: see above)"]
+    import pandas as pd
+
+    report = pd.read_csv(path)[RANKER_REPORT_SHOWN].round(4)
+    return ["  " + line for line in report.to_string(index=False).splitlines()]
+
+
+def has_ground_truth(settings: Settings) -> bool:
+    return (settings.ground_truth_dir / "world.npz").exists()
+
+
+def off_policy_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    try:
+        logged, with_propensity = conn.execute(
+            "select count(*), count(propensity) from raw.ad_events where event_type = 'impression'").fetchone()
+    except duckdb.Error:
+        return ["  no logged impressions"]
+    try:
+        factors = conn.execute("select model_name, model_version, factor from ml.ranker_level_corrections "
+                           "order by as_of_date desc, model_name").fetchall()
+    except duckdb.Error:
+        factors = []
+    if not with_propensity:
+        return [f"  not measurable: none of {logged:,} logged impressions carries a logging propensity, so no "
+                "off-policy (IPS) estimate; rankers score unscaled (level factor 1.0)"]
+    seen, lines = set(), [f"  {with_propensity:,} of {logged:,} impressions carry propensities; "
+                          "self-normalised IPS level factors of the champions:"]
+    for name, version, factor in factors:
+        if name not in seen:
+            seen.add(name)
+            lines.append(f"    {name} v{version}: {factor:.3f}")
+    return lines
+
+
+def policy_value_lines(conn: duckdb.DuckDBPyConnection, schedule_day: dt.date) -> list[str]:
+    """The schedule valued off-policy on a logged day (policy_value_estimates), DR first."""
+    try:
+        rows = conn.execute("select policy, estimator, estimate, ci_low, ci_high, ess, true_value, holdout_day "
+                            "from ml.policy_value_estimates where schedule_date = ? order by policy, estimator",
+                            [schedule_day]).df()
+    except duckdb.Error:
+        return []
+    if rows.empty:
+        return []
+    lines = [f"  had the schedule served {rows['holdout_day'].iloc[0]}, advertiser value per impression "
+             "(95% interval, user as the unit):"]
+    for _, row in rows[rows["estimator"].isin(["dr", "dr-clip(50)", "snips", "dm"])].iterrows():
+        truth = "" if row["true_value"] != row["true_value"] else f"   true {row['true_value']:.4f}"
+        lines.append(f"    {row['policy']:<12} {row['estimator']:<12} {row['estimate']:.4f} "
+                     f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  ESS {row['ess']:,.0f}{truth}")
+    return lines
+
+
 def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_seconds: float, peak_gib: float) -> None:
     schedule_day = latest_day + dt.timedelta(days=1)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         counts = table_counts(conn)
+        off_policy = off_policy_lines(conn) + policy_value_lines(conn, schedule_day)
         try:
             schedule = conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?", [schedule_day]).df()
         except duckdb.Error:
@@ -86,9 +166,22 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
               f"expected spend {schedule['expected_cost'].sum():.2f}, "
               f"expected value {schedule['expected_value'].sum():.2f}")
         print(f"Schedule hash: {schedule_hash(schedule)}  (equal hashes = identical schedules)")
-    print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
-    for line in evaluation_lines(settings):
+    print("-" * 72 + "\nWhat this run went without:")
+    for line in degradation_lines():
         print(line)
+    print("-" * 72 + f"\nRanker holdout report ({latest_day}, LightGBM vs baselines):")
+    for line in ranker_report_lines(settings, latest_day):
+        print(line)
+    print("-" * 72 + "\nOff-policy (logged propensities):")
+    for line in off_policy:
+        print(line)
+    if has_ground_truth(settings):
+        print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
+        for line in evaluation_lines(settings):
+            print(line)
+    else:
+        print("-" * 72 + "\nNot measurable on this data (no ground truth): the schedule's value against the "
+              "oracle,\n  its share of oracle value, and the oracle rows of the ranker report.")
     print("-" * 72)
     print(f"Warehouse:  {settings.warehouse_path}")
     print(f"Schedules:  {settings.data_root / 'schedules'}")

@@ -44,6 +44,18 @@ def test_dbt_tests_and_schedule_rules_are_asset_checks(asset_graph):
     assert any(name.startswith("not_null") for name in check_names), "dbt tests should surface as checks"
 
 
+def test_singular_dbt_tests_are_checks_of_the_model_their_meta_names(asset_graph):
+    """Singular tests read several models; without `meta.dagster.ref` dagster-dbt logs them as
+    observations with a warning on every run."""
+    from pathlib import Path
+
+    singular = {path.stem for path in (Path(__file__).parents[1] / "dbt_project" / "tests").glob("*.sql")}
+    attached = {key.name: key.asset_key.to_user_string() for key in asset_graph.asset_check_keys
+                if key.name in singular}
+    assert attached == {"assert_attributed_conversions_follow_a_click_in_the_window": "int_attributed_impressions",
+                        "assert_training_features_precede_the_impression_day": "ctr_training_set"}
+
+
 def test_jobs_schedule_and_sensor_are_defined():
     assert defs.resolve_job_def("daily_pipeline").partitions_def is not None
     assert defs.resolve_job_def("ingest_job").partitions_def is not None

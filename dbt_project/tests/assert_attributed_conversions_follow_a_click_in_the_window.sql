@@ -1,3 +1,5 @@
+-- Reads several models: the meta names the one whose asset check it is (dagster-dbt needs it).
+{{ config(meta={'dagster': {'ref': {'name': 'int_attributed_impressions'}}}) }}
 -- A credited conversion needs a valid click of the impression at or before it and no more than
 -- attribution_window_days after that impression's last click; training rows need final click labels.
 select impression_id, 'conversion without a click in the window' as problem

@@ -1,3 +1,5 @@
+-- Reads several models: the meta names the one whose asset check it is (dagster-dbt needs it).
+{{ config(meta={'dagster': {'ref': {'name': 'ctr_training_set'}}}) }}
 -- Point-in-time guard: every user x ad recency feature of a training or candidate row must come
 -- from an event strictly before the feature day (hours_since_* > 0), and the user's 7-day event
 -- count must equal an independent recount of organic events in the days before the impression day.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.settings import Settings
+from ml.settings import REPO_ROOT, Settings
 
 RECBOLE_WHEEL_VERSION = "1.2.1"
 MEMBER_DIR = "recbole/dataset_example/ml-100k"
@@ -36,13 +36,24 @@ def _default_cache_dir() -> Path:
     return Settings.from_env().data_root / "cache" / "movielens"
 
 
+def _cached_wheels(cache_dir: Path) -> list[Path]:
+    """The wheel in `cache_dir`, else in the repo's default data root (a demo or test that points
+    AD_DATA_ROOT elsewhere still finds the copy downloaded once)."""
+    repo_cache = REPO_ROOT / ".data" / "cache" / "movielens"
+    for folder in (cache_dir, repo_cache):
+        wheels = sorted(folder.glob(f"recbole-{RECBOLE_WHEEL_VERSION}-*.whl"))
+        if wheels:
+            return wheels
+    return []
+
+
 def find_ml100k(cache_dir: Path | None = None) -> Path:
     """A folder holding ml-100k.{inter,item,user}, or the RecBole wheel (a zip) that contains them."""
     installed = _installed_copies()
     if installed:
         return installed[0]
     cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    wheels = sorted(cache_dir.glob(f"recbole-{RECBOLE_WHEEL_VERSION}-*.whl"))
+    wheels = _cached_wheels(cache_dir)
     if not wheels:
         cache_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pip", "download", f"recbole=={RECBOLE_WHEEL_VERSION}", "--no-deps",

@@ -13,7 +13,8 @@ MovieLens has ratings, movies and users; it has no ads. Mapping decisions (also 
   (ad_id = movie id, so ads and behavior items share one id space). Each ad-movie genre is one
   campaign (campaign_id = 1 + category_id) of one of `SYNTHETIC_ADVERTISERS` advertisers,
   objective click, bid_type cpc, bid from `SYNTHETIC_BIDS`, daily_budget =
-  `SYNTHETIC_CLICKS_PER_DAY` x bid, running from the first to the last landed day; ad price 0.0
+  `SYNTHETIC_CLICKS_PER_DAY` x bid, running from the first landed day to `CAMPAIGN_DAYS_PAST_LOG`
+  days after the last (so the day after the log can be scheduled); ad price 0.0
   (movies carry none), title = movie title.
 * SYNTHETIC ad events: a rating of an ad-movie is an impression instead of a view
   (impression_id r, event_id 2r, slot 1 + r mod 2, cost 0) and a rating >= `STRONG_RATING` adds a
@@ -37,6 +38,7 @@ from ml.datasets.taobao import (
     SECONDS_PER_DAY,
     AdapterReport,
     LandingWriter,
+    campaign_end_date,
     epoch_day_to_date,
 )
 
@@ -137,7 +139,7 @@ def synthetic_campaigns(ad_items: pd.DataFrame, first_day: dt.date, last_day: dt
         "bid": bid,
         "daily_budget": bid * SYNTHETIC_CLICKS_PER_DAY,
         "start_date": first_day,
-        "end_date": last_day,
+        "end_date": campaign_end_date(last_day),
     })
 
 
@@ -258,14 +260,22 @@ def movielens_frames_to_landing(
     return report
 
 
-def movielens_to_landing(data_root: Path, max_days: int | None = None) -> AdapterReport:
-    """MovieLens-100k (via ml.datasets.movielens) → landing files under `data_root`."""
+def movielens_to_landing(data_root: Path, max_days: int | None = None, max_users: int | None = None,
+                         source: Path | None = None) -> AdapterReport:
+    """MovieLens-100k (via ml.datasets.movielens) → landing files under `data_root`.
+
+    `max_users` keeps the users with the lowest ids (a slice for tests and quick looks)."""
     from ml.datasets.movielens import (  # the loader finds or downloads the data on call
+        find_ml100k,
         load_ml100k_interactions,
         load_ml100k_items,
         load_ml100k_users,
     )
 
+    source = source if source is not None else find_ml100k()
+    interactions = load_ml100k_interactions(source)
+    if max_users is not None:
+        interactions = interactions[interactions["user_id"] <= max_users]
     return movielens_frames_to_landing(
-        load_ml100k_interactions(), load_ml100k_items(), load_ml100k_users(), data_root, max_days
+        interactions, load_ml100k_items(source), load_ml100k_users(source), data_root, max_days
     )

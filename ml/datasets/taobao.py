@@ -23,7 +23,7 @@ Mapping decisions (also returned in `AdapterReport.notes`):
   `SYNTHETIC_CPC_SHARE_OF_PRICE` x the median price of the campaign's ads, clipped to
   [`SYNTHETIC_MIN_BID`, `SYNTHETIC_MAX_BID`]; `daily_budget` = `SYNTHETIC_CLICKS_PER_DAY` x bid.
   All campaigns are objective=click, bid_type=cpc; a click costs its campaign's bid.
-  Campaign dates span the first to the last landed event day.
+  Campaign dates span the first landed event day to CAMPAIGN_DAYS_PAST_LOG days after the last.
 * Behavior events have no item in the dataset: `item_id` = `NO_ITEM` (-1). btag pv → view;
   cart, fav, buy keep their names. event_id = 1-based data-row number of behavior_log.csv.
 * Users: final_gender_code 1 → M, 2 → F, else U; age_band = "level_<age_level>" (the dataset
@@ -77,6 +77,15 @@ SECONDS_PER_DAY = 86_400
 
 def epoch_day_to_date(epoch_day: int) -> dt.date:
     return EPOCH + dt.timedelta(days=int(epoch_day))
+
+
+# Logs carry no flight dates: campaigns are taken to run on past the last logged day, so the day
+# after it (the first schedule the product writes) has campaigns in flight.
+CAMPAIGN_DAYS_PAST_LOG = 30
+
+
+def campaign_end_date(last_logged_day: dt.date) -> dt.date:
+    return last_logged_day + dt.timedelta(days=CAMPAIGN_DAYS_PAST_LOG)
 
 
 def date_to_epoch_day(day: dt.date) -> int:
@@ -508,7 +517,7 @@ def taobao_to_landing(
         profiles = profiles[~duplicated_profiles]
         users, unprofiled = users_from_profiles(profiles, first_seen.first_seconds, first_day)
         writer.write_on_day("users", users, first_day)
-        writer.write_on_day("campaigns", campaigns.assign(start_date=first_day, end_date=last_day),
+        writer.write_on_day("campaigns", campaigns.assign(start_date=first_day, end_date=campaign_end_date(last_day)),
                             first_day)
         writer.write_on_day("ads", ads_from_ad_features(ad_features), first_day)
         writer.commit(report)

@@ -38,7 +38,7 @@ Recipe = Callable[[pd.DataFrame, pd.DataFrame, str], Callable[[pd.DataFrame], np
 @dataclass
 class RankerComparison:
     ctr_ranker: FittedRanker
-    cvr_ranker: FittedRanker
+    cvr_ranker: FittedRanker | None  # None when conversions were too scarce (ml/label_sufficiency.py)
     holdouts: Holdouts
     predictions: dict[str, ModelScores]
 
@@ -66,6 +66,31 @@ def _baseline(baseline_class) -> Recipe:
     return fit
 
 
+def _baseline_recipes(use_encoder_features: bool, include_matrix_factorization: bool) -> dict[str, Recipe]:
+    recipes: dict[str, Recipe] = {}
+    if use_encoder_features:
+        recipes[LIGHTGBM_NO_ENCODER] = _lightgbm(use_encoder_features=False)
+    recipes["popularity"] = _baseline(PopularityBaseline)
+    recipes["logistic_regression"] = _baseline(LogisticRegressionBaseline)
+    if include_matrix_factorization:
+        recipes["matrix_factorization"] = _baseline(MatrixFactorizationBaseline)
+    return recipes
+
+
+def _compare_ctr_only(ctr: DaySplit, use_encoder_features: bool, include_matrix_factorization: bool) -> RankerComparison:
+    ctr_ranker = fit_ranker(ctr.train, ctr.valid, "ctr", use_encoder_features=use_encoder_features)
+    predictions = {LIGHTGBM: ModelScores(ctr=ctr_ranker.predict(ctr.test)),
+                   LIGHTGBM_UNCALIBRATED: ModelScores(ctr=ctr_ranker.predict_raw(ctr.test))}
+    for name, recipe in _baseline_recipes(use_encoder_features, include_matrix_factorization).items():
+        predictions[name] = ModelScores(ctr=recipe(ctr.train, ctr.valid, "ctr")(ctr.test))
+    for name, day_ahead in ((ORACLE, False), (ORACLE_DAY_AHEAD, True)):
+        true_ctr = oracle_predictions(ctr.test, task="ctr", day_ahead=day_ahead)
+        if true_ctr is not None:
+            predictions[name] = ModelScores(ctr=true_ctr)
+    return RankerComparison(ctr_ranker=ctr_ranker, cvr_ranker=None,
+                            holdouts=Holdouts(ctr=ctr.test, conversion=ctr.test), predictions=predictions)
+
+
 def compare_rankers(
     ctr: DaySplit,
     cvr_train: pd.DataFrame | None = None,
@@ -73,8 +98,12 @@ def compare_rankers(
     conversion: DaySplit | None = None,
     use_encoder_features: bool = True,
     include_matrix_factorization: bool = True,
+    with_cvr: bool = True,
 ) -> RankerComparison:
-    """`conversion` defaults to `ctr` (one split for both labels); `cvr_*` to its clicked rows."""
+    """`conversion` defaults to `ctr` (one split for both labels); `cvr_*` to its clicked rows.
+    `with_cvr=False` fits and scores CTR only (conversions too scarce to learn from)."""
+    if not with_cvr:
+        return _compare_ctr_only(ctr, use_encoder_features, include_matrix_factorization)
     conversion = ctr if conversion is None else conversion
     cvr_train = _clicked(conversion.train) if cvr_train is None else cvr_train
     cvr_valid = _clicked(conversion.valid) if cvr_valid is None else cvr_valid
@@ -92,13 +121,7 @@ def compare_rankers(
         LIGHTGBM: scores(ctr_ranker.predict, early_ctr_ranker.predict, cvr_ranker.predict),
         LIGHTGBM_UNCALIBRATED: scores(ctr_ranker.predict_raw, early_ctr_ranker.predict_raw, cvr_ranker.predict_raw),
     }
-    recipes: dict[str, Recipe] = {}
-    if use_encoder_features:
-        recipes[LIGHTGBM_NO_ENCODER] = _lightgbm(use_encoder_features=False)
-    recipes["popularity"] = _baseline(PopularityBaseline)
-    recipes["logistic_regression"] = _baseline(LogisticRegressionBaseline)
-    if include_matrix_factorization:
-        recipes["matrix_factorization"] = _baseline(MatrixFactorizationBaseline)
+    recipes = _baseline_recipes(use_encoder_features, include_matrix_factorization)
     for name, recipe in recipes.items():
         ctr_model = recipe(ctr.train, ctr.valid, "ctr")
         early_ctr_model = ctr_model if one_split else recipe(conversion.train, conversion.valid, "ctr")

@@ -25,6 +25,8 @@ def plot_roc_curves(holdouts: Holdouts, predictions: dict, path: Path) -> Path:
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for axis, task in zip(axes, TASK_TITLES):
         for name, model_scores in predictions.items():
+            if task not in model_scores.tasks:
+                continue
             _, labels, scores = task_rows_and_scores(holdouts, model_scores, task)
             if len(np.unique(labels)) < 2:
                 continue
@@ -32,7 +34,8 @@ def plot_roc_curves(holdouts: Holdouts, predictions: dict, path: Path) -> Path:
             axis.plot(false_positive_rate, true_positive_rate, label=name, linewidth=1.2)
         axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
         axis.set(title=TASK_TITLES[task], xlabel="false positive rate", ylabel="true positive rate")
-        axis.legend(fontsize=7, loc="lower right")
+        if axis.get_legend_handles_labels()[0]:  # a CTR-only report leaves the CVR panels empty
+            axis.legend(fontsize=7, loc="lower right")
     return _save(figure, path)
 
 
@@ -42,6 +45,8 @@ def plot_reliability_curves(holdouts: Holdouts, predictions: dict, path: Path, n
     for axis, task in zip(axes, TASK_TITLES):
         low, high = 1.0, 0.0
         for name, model_scores in predictions.items():
+            if task not in model_scores.tasks:
+                continue
             _, labels, scores = task_rows_and_scores(holdouts, model_scores, task)
             if len(labels) == 0:
                 continue
@@ -54,7 +59,8 @@ def plot_reliability_curves(holdouts: Holdouts, predictions: dict, path: Path, n
         axis.set(title=TASK_TITLES[task], xlabel="mean predicted probability", ylabel="observed rate",
                  xscale="log", yscale="symlog")
         axis.set_yscale("symlog", linthresh=low)
-        axis.legend(fontsize=7, loc="upper left")
+        if axis.get_legend_handles_labels()[0]:  # a CTR-only report leaves the CVR panels empty
+            axis.legend(fontsize=7, loc="upper left")
     return _save(figure, path)
 
 

@@ -54,19 +54,27 @@ class Holdouts:
 
 @dataclass(frozen=True)
 class ModelScores:
-    """One model's predictions: pCTR over `Holdouts.ctr`; pCVR and pCTR over `Holdouts.conversion`."""
+    """One model's predictions: pCTR over `Holdouts.ctr`; pCVR and pCTR over `Holdouts.conversion`
+    (both None when conversions were too scarce to train a CVR model: the model has CTR rows only)."""
 
     ctr: np.ndarray
-    cvr_on_conversion: np.ndarray
-    ctr_on_conversion: np.ndarray
+    cvr_on_conversion: np.ndarray | None = None
+    ctr_on_conversion: np.ndarray | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return ("ctr",) if self.cvr_on_conversion is None else ("ctr", "cvr", "ctcvr")
 
     @classmethod
     def same_day(cls, pctr: np.ndarray, pcvr: np.ndarray) -> "ModelScores":
         return cls(ctr=pctr, cvr_on_conversion=pcvr, ctr_on_conversion=pctr)
 
     def check_sizes(self, name: str, holdouts: Holdouts) -> None:
-        expected = (len(holdouts.ctr), len(holdouts.conversion), len(holdouts.conversion))
-        actual = (len(self.ctr), len(self.cvr_on_conversion), len(self.ctr_on_conversion))
+        if self.cvr_on_conversion is None:
+            expected, actual = (len(holdouts.ctr),) * 3, (len(self.ctr), len(holdouts.ctr), len(holdouts.ctr))
+        else:
+            expected = (len(holdouts.ctr), len(holdouts.conversion), len(holdouts.conversion))
+            actual = (len(self.ctr), len(self.cvr_on_conversion), len(self.ctr_on_conversion))
         if actual != expected:
             raise ValueError(
                 f"predictions for {name!r} have (pCTR, pCVR, pCTR on the conversion holdout) sizes {actual} "
@@ -101,7 +109,7 @@ def build_ranker_report(
         scores.check_sizes(name, holdouts)
     rows = []
     for name, scores in predictions.items():
-        for task in ("ctr", "cvr", "ctcvr"):
+        for task in scores.tasks:
             task_rows, labels, task_scores = task_rows_and_scores(holdouts, scores, task)
             metrics = binary_metrics(labels, task_scores, groups=task_rows["user_key"].to_numpy())
             positives = int(labels.sum())

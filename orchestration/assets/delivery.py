@@ -13,6 +13,7 @@ from ml.allocation.candidates import retrieve_candidates
 from ml.allocation.constraints import validate_schedule
 from ml.allocation.fingerprint import schedule_hash
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
+from ml.cvr_fallback import CvrFallback, apply_cvr_fallback
 from ml.model_store import load_encoder
 from ml.registry import CHAMPION, configure_mlflow
 from ml.scoring import RANKER_NAMES, ChampionScorer, read_level_factors
@@ -56,6 +57,18 @@ def eligible_ads(conn, schedule_date: dt.date) -> pd.DataFrame:
     ).df()
 
 
+def nothing_to_schedule(schedule_date: dt.date, ads: pd.DataFrame, active_users) -> None:
+    """An empty schedule would serve nobody: stop with what to fix instead."""
+    if ads.empty:
+        raise dg.Failure(description=(
+            f"No ad can run on {schedule_date}: no campaign with ads is in flight (start_date <= {schedule_date} "
+            "<= end_date, daily_budget > 0). Land campaigns (and their ads) that run on that day."))
+    if len(active_users) == 0:
+        raise dg.Failure(description=(
+            f"No user was active in the {ACTIVE_WINDOW_DAYS} days before {schedule_date}: nobody to schedule. "
+            "Land recent behavior_events or ad_events, or run the partition of a day with traffic."))
+
+
 CAMPAIGN_COLUMNS = ["campaign_id", "advertiser_id", "daily_budget", "start_date", "end_date", "bid", "bid_type",
                     "objective"]
 
@@ -83,6 +96,7 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
         event_stream = conn.sql("select * from main.user_event_stream").df()
     # In key order: the encoder embeds users in batches of this order.
     active_users = np.sort(event_stream.loc[event_stream["ts"] >= window_start, "user_key"].unique())
+    nothing_to_schedule(schedule_date, ads, active_users)
     configure_mlflow(settings)
     encoder, encoder_version = load_encoder()
     user_embeddings = encoder.user_embeddings(event_stream, as_of=end_of_partition(context), user_keys=active_users)
@@ -103,6 +117,20 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
     })
 
 
+# Clicks whose conversion labels are final (cvr_training_set), pooled for the CPA prior.
+FINAL_CLICKS_AND_CONVERSIONS = "select count(*), coalesce(sum(label_conversion::int), 0) from main.cvr_training_set"
+
+
+def campaigns_without_ads(conn, schedule_date: dt.date) -> list[int]:
+    """In-flight campaigns (latest version) with no ad to show: nothing to schedule for them."""
+    return [row[0] for row in conn.execute(
+        "select campaign_id from main.stg_raw__campaigns "
+        "qualify row_number() over (partition by campaign_id order by version_date desc) = 1 "
+        "and start_date <= ? and end_date >= ? and daily_budget > 0 "
+        "and campaign_id not in (select campaign_id from main.ad_features where snapshot_date = ?) "
+        "order by campaign_id", [schedule_date, schedule_date, schedule_date]).fetchall()]
+
+
 @dataclass
 class ScheduleInputs:
     """What scoring and allocating the schedule date's candidates reads from the warehouse."""
@@ -113,6 +141,8 @@ class ScheduleInputs:
     hourly_traffic: pd.DataFrame
     event_stream: pd.DataFrame
     level_factors: dict
+    cvr_fallback: CvrFallback
+    unscheduled_campaigns: list[int]
 
 
 def read_schedule_inputs(conn, schedule_date: dt.date) -> ScheduleInputs:
@@ -127,17 +157,23 @@ def read_schedule_inputs(conn, schedule_date: dt.date) -> ScheduleInputs:
         hourly_traffic=conn.sql("select hour, share from main.hourly_traffic").df(),
         event_stream=conn.sql("select * from main.user_event_stream").df(),
         level_factors=read_level_factors(conn),
+        cvr_fallback=CvrFallback(*conn.execute(FINAL_CLICKS_AND_CONVERSIONS).fetchone()),
+        unscheduled_campaigns=campaigns_without_ads(conn, schedule_date),
     )
 
 
 def schedule_with(alias: str, inputs: ScheduleInputs, schedule_date: dt.date, config: "ScheduleConfig",
                   as_of: pd.Timestamp):
-    """(scored candidates, allocation) with the rankers that hold `alias` (champion or challenger)."""
+    """(scored candidates, allocation, CVR note) with the rankers that hold `alias` (champion or
+    challenger); without a CVR ranker, CPA candidates are priced by the pooled prior or left out."""
     candidates = ChampionScorer.load(inputs.level_factors, alias).score(inputs.features, inputs.event_stream,
                                                                         as_of=as_of)
+    cvr_note = f"CVR {alias} scores every candidate"
+    if candidates["cvr_ranker_version"].isna().all():
+        candidates, cvr_note = apply_cvr_fallback(candidates, inputs.cvr_fallback)
     result = allocate(candidates, inputs.campaigns, inputs.user_hours, schedule_date, config.allocation(),
                       hourly_traffic=inputs.hourly_traffic)
-    return candidates, result
+    return candidates, result, cvr_note
 
 
 SCHEDULE_CHECKS = {
@@ -166,8 +202,11 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
     with platform.warehouse(read_only=True) as conn:
         inputs = read_schedule_inputs(conn, schedule_date)
     configure_mlflow(settings)
-    candidates, result = schedule_with(CHAMPION, inputs, schedule_date, config, end_of_partition(context))
+    candidates, result, cvr_note = schedule_with(CHAMPION, inputs, schedule_date, config, end_of_partition(context))
+    if candidates["cvr_ranker_version"].isna().all():
+        context.log.warning(cvr_note)
     campaigns = inputs.campaigns
+    unscheduled_campaigns = inputs.unscheduled_campaigns
     allocation_config = config.allocation()
     schedule = result.schedule.assign(
         ctr_ranker_version=candidates["ctr_ranker_version"].iloc[0] if len(candidates) else None,
@@ -204,6 +243,8 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         "expected_value": round(diagnostics["total_expected_value"], 2),
         "expected_spend": round(float(schedule["expected_cost"].sum()), 2) if len(schedule) else 0.0,
         "dual_iterations": diagnostics["dual_iterations"],
+        "cvr_source": cvr_note,
+        "campaigns_in_flight_without_ads": dg.MetadataValue.json(unscheduled_campaigns),
         "ranker_level_factors": dg.MetadataValue.json({
             task: float(candidates[f"{task}_level_factor"].iloc[0]) if len(candidates) else 1.0
             for task in RANKER_NAMES}),

@@ -7,12 +7,13 @@ import pandas as pd
 
 from ml.encoder import EncoderConfig, fit_interest_encoder
 from ml.encoder.mlflow_io import log_encoder_to_mlflow
-from ml.registry import configure_mlflow
+from ml.label_sufficiency import no_champion_message
+from ml.registry import CHAMPION, configure_mlflow, version_by_alias
 from ml.warehouse import replace_rows
 from orchestration.assets.common import model_dir, partition_day, run_tags
 from ml.rankers.features import ENCODER_SAW_LABEL
 from ml.training_days import encoder_days
-from orchestration.assets.holdout import model_holdout_days
+from orchestration.assets.holdout import model_label_plan
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
@@ -52,6 +53,25 @@ def encoder_run_id(settings, day: dt.date) -> str:
     return (model_dir(settings, ENCODER_MODEL_NAME, day) / ENCODER_RUN_ID_FILE).read_text().strip()
 
 
+def encoder_trained(settings, day: dt.date) -> bool:
+    """Whether this partition trained an encoder (a skipped one leaves no run id behind)."""
+    return (model_dir(settings, ENCODER_MODEL_NAME, day) / ENCODER_RUN_ID_FILE).exists()
+
+
+def skip_encoder(settings, day: dt.date, plan) -> dg.MaterializeResult:
+    """Too few click labels: keep the champion, or stop here when there is none (nothing could
+    retrieve candidates downstream)."""
+    configure_mlflow(settings)
+    champion = version_by_alias(ENCODER_MODEL_NAME, CHAMPION)
+    if champion is None:
+        raise dg.Failure(description=no_champion_message(ENCODER_MODEL_NAME, plan.click))
+    (model_dir(settings, ENCODER_MODEL_NAME, day) / ENCODER_RUN_ID_FILE).unlink(missing_ok=True)
+    return dg.MaterializeResult(metadata={
+        "skipped": f"{plan.click.reason}; champion v{champion.version} keeps serving",
+        **plan.as_metadata(),
+    })
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=ONE_PARTITION_PER_RUN,
@@ -67,11 +87,14 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     day = partition_day(context)
     settings = platform.settings
     with platform.warehouse(read_only=True) as conn:
+        plan = model_label_plan(conn)
+        if not plan.click.trainable:
+            return skip_encoder(settings, day, plan)
         event_stream, impressions, ads = load_encoder_inputs(conn, day)
-        days = model_holdout_days(conn)
+    days = plan.click.days
     # The encoder never learns from the rankers' validation or test day, nor from their later training
     # days: its features there are out of sample, as they will be on tomorrow's traffic.
-    learn_days = encoder_days(days.ctr)
+    learn_days = encoder_days(days)
     impression_days = pd.to_datetime(impressions["impression_date"]).dt.date
     encoder_impressions = impressions[impression_days.isin([*learn_days.train_dates, learn_days.validation_date])]
     encoder_config = EncoderConfig(**config.model_dump())
@@ -98,7 +121,7 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     return dg.MaterializeResult(
         metadata={
             **{k: v for k, v in fitted.metrics.items() if isinstance(v, (int, float, str))},
-            **days.as_metadata(),
+            **plan.as_metadata(),
             "encoder_train_days": f"{learn_days.train_dates[0]}..{learn_days.train_dates[-1]}",
             "encoder_validation_day": learn_days.validation_date.isoformat(),
             "training_history": dg.MetadataValue.md(history.to_markdown(index=False)),

@@ -16,7 +16,7 @@ from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.delivery import (ScheduleConfig, end_of_partition, read_schedule_inputs, schedule_date_of,
                                            schedule_with)
-from orchestration.assets.holdout import model_holdout_days
+from orchestration.assets.holdout import model_label_plan
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
@@ -54,7 +54,16 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
     settings = platform.settings
     schedule_date = schedule_date_of(context)
     with platform.warehouse(read_only=True) as conn:
-        holdout_day = model_holdout_days(conn).conversion.test_date
+        plan = model_label_plan(conn)
+        label_note = "conversions final on the holdout day"
+        if plan.conversion.trainable:
+            holdout_day = plan.conversion.days.test_date
+        elif plan.click.trainable:  # e.g. logs without conversions: CPC value is complete, CPA's is not
+            holdout_day = plan.click.days.test_date
+            label_note = (f"no conversion-final holdout ({plan.conversion.reason}): CPA value counts only "
+                          "conversions seen so far")
+        else:
+            return dg.MaterializeResult(metadata={"status": f"not estimated: {plan.click.reason}"})
         logged = logged_day(conn, holdout_day)
         schedules = {"champions": conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?",
                                                [schedule_date]).df()}
@@ -68,7 +77,7 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
             "status": f"not estimated: {missing} of {len(logged)} logged impressions on {holdout_day} carry no "
                       "propensity (the logging policy's probability); off-policy estimates need it"})
     if inputs is not None:
-        scored["challengers"], allocation = schedule_with(CHALLENGER, inputs, schedule_date, config,
+        scored["challengers"], allocation, _ = schedule_with(CHALLENGER, inputs, schedule_date, config,
                                                           end_of_partition(context))
         schedules["challengers"] = allocation.schedule
 
@@ -95,6 +104,7 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
     dr = estimates[estimates["estimator"] == "dr"].set_index("policy")
     metadata = {
         "holdout_day": holdout_day.isoformat(),
+        "labels": label_note,
         "logged_impressions": len(logged),
         "estimates": dg.MetadataValue.md(estimates[[
             "policy", "estimator", "estimate", "ci_low", "ci_high", "true_value", "estimate_per_day", "ess",

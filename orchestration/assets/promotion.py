@@ -13,7 +13,8 @@ from ml.registry import CHALLENGER, CHAMPION, apply_promotion, configure_mlflow,
 from ml.scoring import LEVEL_CORRECTIONS_TABLE
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
-from orchestration.assets.encoder import ENCODER_MODEL_NAME
+from orchestration.assets.encoder import ENCODER_MODEL_NAME, encoder_trained
+from orchestration.assets.holdout import model_label_plan
 from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES, holdout_path
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
@@ -50,11 +51,15 @@ def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float
 
 
 def champion_level_corrections(scores_by_task: dict[str, HoldoutEncoderScores], day) -> pd.DataFrame:
-    """Each champion ranker's off-policy level factor on its holdout (ml/rankers/off_policy.py)."""
+    """Each champion ranker's off-policy level factor on its holdout (ml/rankers/off_policy.py); none
+    for a ranker skipped this partition or without a champion."""
     records = []
-    for task, name in RANKER_NAMES.items():
+    for task, scores in scores_by_task.items():
+        name = RANKER_NAMES[task]
         champion = load_ranker(name, CHAMPION)
-        rows, predictions = ranker_holdout_predictions(champion, scores_by_task[task], task)
+        if champion is None:
+            continue
+        rows, predictions = ranker_holdout_predictions(champion, scores, task)
         correction = ips_level_factor(labels_for(rows, task), predictions, rows["propensity"].to_numpy(float))
         records.append({"as_of_date": day, "model_name": name, "model_version": str(champion.version),
                         **correction.as_metadata()})
@@ -87,17 +92,26 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
     settings = platform.settings
     with platform.warehouse(read_only=True) as conn:
         event_stream = conn.sql("select * from main.user_event_stream").df()
+        plan = model_label_plan(conn)
     configure_mlflow(settings)
 
-    # Each task's rows only (CVR: the clicks), so the encoders score nothing no decision reads.
+    # Each task's rows only (CVR: the clicks), so the encoders score nothing no decision reads. A model
+    # skipped this partition (labels too scarce, ml/label_sufficiency.py) left no holdout: no decision.
     scores_by_task = {
         task: HoldoutEncoderScores(holdout_rows(pd.read_parquet(holdout_path(settings, day, task)), task), event_stream)
-        for task in RANKER_NAMES
+        for task in RANKER_NAMES if holdout_path(settings, day, task).exists()
     }
-    challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores_by_task["ctr"])
-    decisions = [decide_promotion(ENCODER_MODEL_NAME, challenger_version, challenger_auc,
-                                  encoder_holdout_auc(CHAMPION, scores_by_task["ctr"])[1], PROMOTION_METRIC)]
+    decisions, skipped = [], {}
+    if encoder_trained(settings, day) and "ctr" in scores_by_task:
+        challenger_version, challenger_auc = encoder_holdout_auc(CHALLENGER, scores_by_task["ctr"])
+        decisions.append(decide_promotion(ENCODER_MODEL_NAME, challenger_version, challenger_auc,
+                                          encoder_holdout_auc(CHAMPION, scores_by_task["ctr"])[1], PROMOTION_METRIC))
+    else:
+        skipped[ENCODER_MODEL_NAME] = plan.click.reason
     for task, name in RANKER_NAMES.items():
+        if task not in scores_by_task:
+            skipped[name] = (plan.click if task == "ctr" else plan.conversion).reason or "not trained"
+            continue
         challenger = load_ranker(name, CHALLENGER)
         champion = load_ranker(name, CHAMPION)
         decisions.append(decide_promotion(
@@ -108,17 +122,24 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
     for decision in decisions:
         apply_promotion(decision)
         context.log.info(f"{decision.model_name}: promoted={decision.promoted} ({decision.reason})")
+    for name, reason in skipped.items():
+        context.log.warning(f"{name}: skipped ({reason}); its champion, if any, keeps serving")
 
     corrections = champion_level_corrections(scores_by_task, day)
-    with platform.warehouse() as conn:
-        replace_rows(conn, LEVEL_CORRECTIONS_TABLE, corrections, "as_of_date", day)
+    if len(corrections):
+        with platform.warehouse() as conn:
+            replace_rows(conn, LEVEL_CORRECTIONS_TABLE, corrections, "as_of_date", day)
 
-    table = pd.DataFrame([d.as_metadata() for d in decisions])
+    records = [d.as_metadata() for d in decisions] + [
+        {"model": name, "skipped": reason, "promoted": False, "reason": f"skipped: {reason}"}
+        for name, reason in skipped.items()]
+    table = pd.DataFrame(records)
     return dg.MaterializeResult(
         metadata={
             "decisions": dg.MetadataValue.md(table.to_markdown(index=False)),
             "promoted": dg.MetadataValue.json({d.model_name: d.promoted for d in decisions}),
-            "decision_records": dg.MetadataValue.json([d.as_metadata() for d in decisions]),
+            "skipped": dg.MetadataValue.json(skipped),
+            "decision_records": dg.MetadataValue.json(records),
             **{f"{task}_holdout_day": str(pd.to_datetime(scores.holdout["impression_date"]).dt.date.iloc[0])
                for task, scores in scores_by_task.items()},
             **{f"{task}_holdout_rows": len(scores.holdout) for task, scores in scores_by_task.items()},
@@ -137,6 +158,9 @@ def champions_not_worse_than_challengers(context: dg.AssetCheckExecutionContext,
     problems = []
     for decision in decisions:
         champion = version_by_alias(decision["model"], CHAMPION)
+        if "skipped" in decision:
+            # Not trained this partition; delivery fails with what to fix if it needs a missing champion.
+            continue
         if champion is None:
             problems.append(f"{decision['model']} has no champion")
             continue

@@ -16,13 +16,14 @@ from ml.scoring import RANKER_NAMES
 from ml.simulator import GroundTruth
 from orchestration.assets.common import partition_day, run_tags
 from orchestration.assets.encoder import encoder_run_id
-from orchestration.assets.holdout import model_holdout_days
+from orchestration.assets.holdout import model_label_plan
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
 
 PROMOTION_METRIC = "auc"
 ENCODER_ALONE = "interest_encoder_alone"
+RANKER_REPORT_FILE = "ranker_report.csv"
 
 
 def holdout_path(settings, day: dt.date, task: str):
@@ -90,37 +91,54 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
     day = partition_day(context)
     settings = platform.settings
     with platform.warehouse(read_only=True) as conn:
-        days = model_holdout_days(conn)
-        ctr_set, cvr_set = load_training_sets(conn, day)
+        plan = model_label_plan(conn)
+        ctr_set, cvr_set = load_training_sets(conn, day) if plan.click.trainable else (None, None)
+    holdout_paths = {task: holdout_path(settings, day, task) for task in RANKER_NAMES}
+    for path in holdout_paths.values():  # a skipped model leaves no holdout: model_promotion skips it too
+        path.unlink(missing_ok=True)
+    if not plan.click.trainable:
+        # The encoder step already stopped the run when there is no champion to fall back on.
+        for task in RANKER_NAMES:
+            yield skipped_ranker(task, plan.click.reason, plan)
+        return
+    with_cvr = plan.conversion.trainable
     ctr_set = attach_oracle(ctr_set, settings)
-    ctr = split_by_day(ctr_set, days.ctr.test_date, days.ctr.validation_date)
-    conversion = split_by_day(ctr_set, days.conversion.test_date, days.conversion.validation_date)
-    cvr_train, cvr_valid, _ = split_by_day(cvr_set, days.conversion.test_date, days.conversion.validation_date)
-    context.log.info(f"Training rankers: {days.as_metadata()}, {len(ctr.train):,} CTR train impressions, "
-                     f"{len(cvr_train):,} CVR train clicks")
+    ctr = split_by_day(ctr_set, plan.click.days.test_date, plan.click.days.validation_date)
+    conversion = cvr_train = cvr_valid = None
+    if with_cvr:
+        days = plan.conversion.days
+        conversion = split_by_day(ctr_set, days.test_date, days.validation_date)
+        cvr_train, cvr_valid, _ = split_by_day(cvr_set, days.test_date, days.validation_date)
+    context.log.info(f"Training rankers: {plan.as_metadata()}, {len(ctr.train):,} CTR train impressions, "
+                     f"{0 if cvr_train is None else len(cvr_train):,} CVR train clicks")
 
-    comparison = compare_rankers(ctr, cvr_train, cvr_valid, conversion)
+    comparison = compare_rankers(ctr, cvr_train, cvr_valid, conversion, with_cvr=with_cvr)
     holdouts = comparison.holdouts
     # The encoder alone as a click model (its pCVR borrowed from LightGBM so the row is complete).
     comparison.predictions[ENCODER_ALONE] = ModelScores(
         ctr=_sigmoid(holdouts.ctr["encoder_logit"]),
         cvr_on_conversion=comparison.predictions[LIGHTGBM].cvr_on_conversion,
-        ctr_on_conversion=_sigmoid(holdouts.conversion["encoder_logit"]),
+        ctr_on_conversion=_sigmoid(holdouts.conversion["encoder_logit"]) if with_cvr else None,
     )
     report = build_ranker_report(holdouts, comparison.predictions)
     report_dir = settings.data_root / "reports" / day.isoformat() / "rankers"
+    fitted_by_task = {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}
     plot_paths = save_report_plots(
-        holdouts, comparison.predictions, {"ctr": comparison.ctr_ranker, "cvr": comparison.cvr_ranker}, report_dir
+        holdouts, comparison.predictions, {t: f for t, f in fitted_by_task.items() if f is not None}, report_dir
     )
+    report.to_csv(report_dir / RANKER_REPORT_FILE, index=False)  # read by the demo's summary
     holdout_metrics = report_metrics(report, LIGHTGBM)
 
     configure_mlflow(settings)
     tags = run_tags(context) | {"encoder_run_id": encoder_run_id(settings, day)}
-    holdout_paths = {task: holdout_path(settings, day, task) for task in RANKER_NAMES}
     holdouts.ctr.to_parquet(holdout_paths["ctr"])
-    holdouts.conversion.to_parquet(holdout_paths["cvr"])
-    for task, fitted in (("ctr", comparison.ctr_ranker), ("cvr", comparison.cvr_ranker)):
+    if with_cvr:
+        holdouts.conversion.to_parquet(holdout_paths["cvr"])
+    for task, fitted in fitted_by_task.items():
         name = RANKER_NAMES[task]
+        if fitted is None:
+            yield skipped_ranker(task, plan.conversion.reason, plan, report)
+            continue
         holdout = holdouts.ctr if task == "ctr" else holdouts.conversion
         run_id, version = log_ranker_to_mlflow(fitted, name, report, plot_paths, tags, holdout_metrics)
         challenger_score = holdout_score(fitted.predict(holdout_rows(holdout, task)), holdout, task, PROMOTION_METRIC)
@@ -128,7 +146,7 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
-                **days.as_metadata(),
+                **plan.as_metadata(),
                 "report": dg.MetadataValue.md(report.round(4).to_markdown(index=False)),
                 **{k: round(v, 4) for k, v in holdout_metrics.items() if k.startswith(f"test_{task}")},
                 "test_ctcvr_auc": round(holdout_metrics.get("test_ctcvr_auc", float("nan")), 4),
@@ -140,3 +158,12 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
                 "holdout_path": dg.MetadataValue.path(str(holdout_paths[task])),
             },
         )
+
+
+def skipped_ranker(task: str, reason: str, plan, report: pd.DataFrame | None = None) -> dg.MaterializeResult:
+    """Labels too scarce: no new version; the current champion (if any) keeps serving, and without a
+    CVR champion the schedule prices CPA campaigns with a prior or leaves them out (daily_ad_schedule)."""
+    metadata = {"skipped": reason, **plan.as_metadata()}
+    if report is not None:
+        metadata["report"] = dg.MetadataValue.md(report.round(4).to_markdown(index=False))
+    return dg.MaterializeResult(asset_key=RANKER_NAMES[task], metadata=metadata)
