@@ -23,7 +23,7 @@ from ml.rankers.features import ENCODER_FEATURES, labels_for
 from ml.registry import CHAMPION, configure_mlflow
 from ml.scoring import RANKER_NAMES
 from orchestration.assets.delivery import daily_ad_schedule
-from orchestration.assets.holdout import model_holdout_days
+from orchestration.assets.holdout import model_label_plan
 from orchestration.assets.ingest import RAW_ASSET_KEYS
 from orchestration.assets.promotion import model_promotion
 from orchestration.partitions import daily_partitions
@@ -94,7 +94,11 @@ def feature_drift_check(context: dg.AssetCheckExecutionContext, platform: Platfo
     schedule_date = day + dt.timedelta(days=1)
     columns = ", ".join(DRIFT_FEATURES)
     with platform.warehouse(read_only=True) as conn:
-        train_days = list(model_holdout_days(conn).ctr.train_dates)
+        click_labels = model_label_plan(conn).click
+        if not click_labels.trainable:
+            return dg.AssetCheckResult(passed=True, severity=WARN, metadata={
+                "note": f"no CTR training days to compare with: {click_labels.reason}"})
+        train_days = list(click_labels.days.train_dates)
         training = conn.execute(f"select {columns} from main.ctr_training_set where impression_date in "
                                 "(select unnest(?::date[]))", [train_days]).df()
         scoring = conn.execute(f"select {columns} from main.candidate_features where schedule_date = ?",
