@@ -29,6 +29,16 @@ def table_counts(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, int | str]]
     return counts
 
 
+def promotion_lines() -> list[str]:
+    """Why each model is (or is not) champion, from the latest model_promotion materialization."""
+    import dagster as dg
+
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("model_promotion"))
+    records = event.asset_materialization.metadata["decision_records"].value if event else []
+    return [f"  {r['model']:<18} {'promoted' if r.get('promoted') else 'not promoted'}: {r.get('reason', '')}"
+            for r in records]
+
+
 def registry_lines(settings: Settings) -> list[str]:
     configure_mlflow(settings)
     client = MlflowClient()
@@ -159,6 +169,9 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
         print(f"  {table:<28} {count:>12,}" if isinstance(count, int) else f"  {table:<28} {count:>12}")
     print("-" * 72 + "\nMLflow registry:")
     for line in registry_lines(settings):
+        print(line)
+    print("Why (model_promotion):")
+    for line in promotion_lines():
         print(line)
     if schedule is not None:
         print("-" * 72)
