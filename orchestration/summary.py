@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 from mlflow import MlflowClient
 
 from ml.allocation.fingerprint import schedule_hash
@@ -101,8 +102,6 @@ def ranker_report_lines(settings: Settings, latest_day: dt.date) -> list[str]:
     path = settings.data_root / "reports" / latest_day.isoformat() / "rankers" / "ranker_report.csv"
     if not path.exists():
         return ["  no ranker report for this day (rankers skipped: see above)"]
-    import pandas as pd
-
     report = pd.read_csv(path)[RANKER_REPORT_SHOWN].round(4)
     return ["  " + line for line in report.to_string(index=False).splitlines()]
 
@@ -144,7 +143,8 @@ def policy_value_lines(conn: duckdb.DuckDBPyConnection, schedule_day: dt.date) -
         return []
     if rows.empty:
         return []
-    lines = [f"  had the schedule served {rows['holdout_day'].iloc[0]}, advertiser value per impression "
+    holdout_day = pd.Timestamp(rows["holdout_day"].iloc[0]).date()
+    lines = [f"  had the schedule served {holdout_day}, advertiser value per impression "
              "(95% interval, user as the unit):"]
     for _, row in rows[rows["estimator"].isin(["dr", "dr-clip(50)", "snips", "dm"])].iterrows():
         truth = "" if row["true_value"] != row["true_value"] else f"   true {row['true_value']:.4f}"
