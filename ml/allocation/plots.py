@@ -9,15 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: plots are files for Dagster / MLflow, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from ml.plotting import save_figure  # noqa: E402
 
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_budget_utilisation(budget_utilisation: pd.DataFrame, path: Path, max_campaigns: int = 60) -> Path:
@@ -31,7 +24,7 @@ def plot_budget_utilisation(budget_utilisation: pd.DataFrame, path: Path, max_ca
     ax.set_title("Budget utilisation per campaign")
     ax.tick_params(axis="x", labelrotation=90, labelsize=6)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_spend_by_hour(spend_by_hour: pd.DataFrame, path: Path, pacing_tolerance: float = 0.10) -> Path:
@@ -44,7 +37,7 @@ def plot_spend_by_hour(spend_by_hour: pd.DataFrame, path: Path, pacing_tolerance
     ax.set_ylabel("expected spend")
     ax.set_title("Spend by hour vs pacing plan (all campaigns)")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_user_schedule(schedule: pd.DataFrame, user_key, path: Path) -> Path:
@@ -60,4 +53,4 @@ def plot_user_schedule(schedule: pd.DataFrame, user_key, path: Path) -> Path:
         ax.annotate(f"ad {ad}\ncamp {campaign}", (x, value), ha="center", va="bottom", fontsize=7)
     ax.set_ylabel("expected value")
     ax.set_title(f"Schedule of user {user_key}")
-    return _save(fig, path)
+    return save_figure(fig, path)

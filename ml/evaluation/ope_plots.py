@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # headless: plots are files for Dagster / MLflow, never w
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ml.plotting import save_figure  # noqa: E402
+
 
 def plot_policy_value_estimates(estimates: pd.DataFrame, path: Path) -> Path:
     """One panel per policy: estimate ± 95% interval per estimator; a dashed line at `true_value`
@@ -27,9 +29,4 @@ def plot_policy_value_estimates(estimates: pd.DataFrame, path: Path) -> Path:
             ax.legend(loc="best", fontsize=8)
         ax.set_title(policy)
         ax.set_ylabel("advertiser value per impression")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 import pandas as pd  # noqa: E402
 
 from ml.monitoring.psi import PSI_MODERATE, PSI_WARN  # noqa: E402
+from ml.plotting import save_figure  # noqa: E402
 
 
 def plot_psi(table: pd.DataFrame, path: Path, title: str) -> Path:
@@ -23,7 +24,7 @@ def plot_psi(table: pd.DataFrame, path: Path, title: str) -> Path:
     axis.set_xlabel("population stability index")
     axis.set_title(title)
     axis.legend(loc="lower right")
-    return _save(figure, path)
+    return save_figure(figure, path, dpi=90)
 
 
 def plot_calibration_ratios(table: pd.DataFrame, path: Path, allowed: tuple[float, float]) -> Path:
@@ -37,13 +38,4 @@ def plot_calibration_ratios(table: pd.DataFrame, path: Path, allowed: tuple[floa
     axis.set_title("Champions' calibration on days with final labels")
     axis.legend()
     figure.autofmt_xdate()
-    return _save(figure, path)
-
-
-def _save(figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=90)

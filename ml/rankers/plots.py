@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from ml.evaluation.metrics import reliability_curve  # noqa: E402
+from ml.plotting import save_figure  # noqa: E402
 from ml.rankers.report import Holdouts, task_rows_and_scores  # noqa: E402
 
 TASK_TITLES = {
@@ -36,7 +37,7 @@ def plot_roc_curves(holdouts: Holdouts, predictions: dict, path: Path) -> Path:
         axis.set(title=TASK_TITLES[task], xlabel="false positive rate", ylabel="true positive rate")
         if axis.get_legend_handles_labels()[0]:  # a CTR-only report leaves the CVR panels empty
             axis.legend(fontsize=7, loc="lower right")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_reliability_curves(holdouts: Holdouts, predictions: dict, path: Path, n_bins: int = 10) -> Path:
@@ -61,7 +62,7 @@ def plot_reliability_curves(holdouts: Holdouts, predictions: dict, path: Path, n
         axis.set_yscale("symlog", linthresh=low)
         if axis.get_legend_handles_labels()[0]:  # a CTR-only report leaves the CVR panels empty
             axis.legend(fontsize=7, loc="upper left")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_feature_importance(importance: pd.DataFrame, path: Path, title: str, top_n: int = 20) -> Path:
@@ -70,7 +71,7 @@ def plot_feature_importance(importance: pd.DataFrame, path: Path, title: str, to
     figure, axis = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
     axis.barh(top["feature"], top["gain"], color="#4477aa")
     axis.set(title=title, xlabel="total gain")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def save_report_plots(holdouts: Holdouts, predictions: dict, rankers: dict, out_dir: Path) -> dict[str, Path]:
@@ -86,12 +87,3 @@ def save_report_plots(holdouts: Holdouts, predictions: dict, rankers: dict, out_
             ranker.feature_importance(), out_dir / f"{task}_feature_importance.png", f"{task.upper()} ranker: gain"
         )
     return paths
-
-
-def _save(figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
