@@ -161,13 +161,15 @@ def test_freshness_warns_when_a_landing_day_is_missing(pipeline):
 
 
 @pytest.mark.integration
-def test_feature_drift_warns_on_a_shifted_candidate_feature(pipeline):
+def test_feature_drift_warns_on_a_shifted_feature_of_the_newest_day(pipeline):
     settings, *_, daily, _ = pipeline
-    feature = "user_category_events_7d"
-    before = evaluation(daily, "candidate_features", "feature_drift").metadata["drifted"].value
+    feature = "price"
+    before = evaluation(daily, "ctr_training_set", "feature_drift").metadata["drifted"].value
     assert feature not in before
-    with tampered(settings, "main.candidate_features", f"update main.candidate_features set {feature} = {feature} + 20"):
-        after = evaluation(run_checks(pipeline, "feature_drift"), "candidate_features", "feature_drift")
+    shift = (f"update main.ctr_training_set set {feature} = {feature} * 3 + 20 "
+             "where impression_date = (select max(impression_date) from main.ctr_training_set)")
+    with tampered(settings, "main.ctr_training_set", shift):
+        after = evaluation(run_checks(pipeline, "feature_drift"), "ctr_training_set", "feature_drift")
     assert not after.passed and feature in after.metadata["drifted"].value
     assert "PSI" in after.metadata["plot"].value  # the bar plot is embedded
 
@@ -208,3 +210,13 @@ def test_a_ratio_out_of_band_counts_only_beyond_poisson_noise():
     assert not beyond_noise(3, 1.5)  # ratio 2.0 on 1.5 expected conversions: noise
     assert beyond_noise(0, 20.0) and beyond_noise(60, 30.0)
     assert not beyond_noise(30, 30.0) and not beyond_noise(5, float("nan"))
+
+
+def test_feature_drift_reference_days_have_full_feature_windows():
+    import datetime as dt
+
+    from orchestration.assets.monitoring import warmed_up
+
+    days = [dt.date(2026, 11, d) for d in range(1, 12)]
+    assert warmed_up(days, dt.date(2026, 11, 1)) == days[7:]
+    assert warmed_up(days[:3], dt.date(2026, 11, 1)) == days[:3]  # too young for any: all of them
