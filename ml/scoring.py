@@ -40,19 +40,20 @@ class ChampionScorer:
 
     @classmethod
     def load(cls, level_factors: dict[tuple[str, str], float] | None = None,
-             alias: str = CHAMPION) -> "ChampionScorer":
-        """Both rankers with `alias` (default: the champions) and their encoders; call
-        ml.registry.configure_mlflow first.
+             alias: str | dict[str, str] = CHAMPION) -> "ChampionScorer":
+        """Both rankers with `alias` (default: the champions; a dict gives one alias per task, e.g. the
+        CVR challenger beside the CTR champion) and their encoders; call ml.registry.configure_mlflow first.
 
         `level_factors` maps (ranker name, version) to the factor model_promotion estimated.
         """
         rankers, encoders, runs = {}, {}, {}
+        aliases = alias if isinstance(alias, dict) else dict.fromkeys(RANKER_NAMES, alias)
         for task, name in RANKER_NAMES.items():
-            ranker = load_ranker(name, alias)
+            ranker = load_ranker(name, aliases[task])
             if ranker is None and task in OPTIONAL_TASKS:
                 continue  # conversions too scarce so far: pcvr stays NaN (see ml/cvr_fallback.py)
             if ranker is None:
-                raise RuntimeError(f"No {alias} for {name}: materialize model_promotion first (it needs "
+                raise RuntimeError(f"No {aliases[task]} for {name}: materialize model_promotion first (it needs "
                                    "enough click labels to train one, see ml/label_sufficiency.py).")
             rankers[task], runs[task] = ranker, encoder_run_of(ranker)
             if runs[task] not in encoders:  # both rankers usually share one encoder

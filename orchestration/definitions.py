@@ -3,7 +3,7 @@ import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
 from orchestration.assets import (delivery, encoder, evaluation, ingest, monitoring, policy_value, promotion,
-                                  rankers)
+                                  rankers, value_gate)
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
@@ -16,6 +16,7 @@ defs = dg.Definitions(
         promotion.model_promotion,
         delivery.ad_candidates,
         dbt_assets.dbt_scoring_features,
+        value_gate.ranker_value_gate,
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
         policy_value.policy_value_estimates,

@@ -128,6 +128,40 @@ def test_schedule_is_valued_off_policy_beside_its_true_value(pipeline):
     event = instance.get_latest_materialization_event(dg.AssetKey("policy_value_estimates"))
     assert "champions_dr_interval" in event.asset_materialization.metadata
 
+
+def test_a_retrained_ranker_is_judged_by_the_value_of_its_schedule(pipeline):
+    """Run the day again: the rankers retrain (same data, same seed: the same models as new versions),
+    pass the AUC guard, and the value gate keeps the champions (a difference of exactly 0 is not
+    better beyond noise); the schedule does not change."""
+    import dagster as dg
+
+    from ml.registry import CHALLENGER, CHAMPION, configure_mlflow, version_by_alias
+    from orchestration import definitions
+    from orchestration.assets.promotion import VALUE_PENDING
+    from pipeline_fixture import TINY_ENCODER
+
+    settings, instance, _, _, days = pipeline
+    configure_mlflow(settings)
+    champions = {name: version_by_alias(name, CHAMPION).version for name in ("ctr_ranker", "cvr_ranker")}
+    hash_before = instance.get_latest_materialization_event(
+        dg.AssetKey("daily_ad_schedule")).asset_materialization.metadata["schedule_hash"].value
+    again = definitions.defs.resolve_job_def("daily_pipeline").execute_in_process(
+        partition_key=days[-1], instance=instance,
+        run_config={"ops": {"interest_encoder": {"config": TINY_ENCODER}}})
+    assert again.success
+    promotion = {r["model"]: r for r in instance.get_latest_materialization_event(
+        dg.AssetKey("model_promotion")).asset_materialization.metadata["decision_records"].value}
+    gate = instance.get_latest_materialization_event(dg.AssetKey("ranker_value_gate")).asset_materialization
+    decided = {r["model"]: r for r in gate.metadata["decision_records"].value}
+    for name, version in champions.items():
+        assert VALUE_PENDING in promotion[name]["reason"], promotion[name]
+        assert decided[name]["promoted"] is False and decided[name]["difference"] == 0, decided[name]
+        assert version_by_alias(name, CHAMPION).version == version
+        assert version_by_alias(name, CHALLENGER).version != version
+    hash_after = instance.get_latest_materialization_event(
+        dg.AssetKey("daily_ad_schedule")).asset_materialization.metadata["schedule_hash"].value
+    assert hash_after == hash_before
+
 # Last in the module: it rewrites the warehouse's tables (same rows, another physical order).
 def test_delivery_and_evaluation_repeat_exactly_on_shuffled_inputs(pipeline):
     """The delivery and evaluation steps run again on the same warehouse, their input tables

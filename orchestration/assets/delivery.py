@@ -189,7 +189,7 @@ SCHEDULE_CHECKS = {
     backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="delivery",
     kinds={"lightgbm", "duckdb"},
-    deps=["candidate_features", "model_promotion", "user_hourly_activity", "hourly_traffic"],
+    deps=["candidate_features", "model_promotion", "ranker_value_gate", "user_hourly_activity", "hourly_traffic"],
     check_specs=[dg.AssetCheckSpec(name, asset="daily_ad_schedule", blocking=True, description=", ".join(rules))
                  for name, rules in SCHEDULE_CHECKS.items()],
     description="Tomorrow's per-user ad schedule: up to K ads per user across the user's active hours, by "

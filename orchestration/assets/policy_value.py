@@ -37,6 +37,19 @@ def logged_day(conn, day: dt.date) -> pd.DataFrame:
                         "where impression_date = ? order by impression_id", [day]).df()
 
 
+def value_holdout_day(conn) -> tuple[dt.date | None, str]:
+    """(the logged day to value schedules on, a note on its labels): the conversion holdout when
+    conversions are final there, else the click holdout (CPA value then counts only conversions seen
+    so far), else None with the reason."""
+    plan = model_label_plan(conn)
+    if plan.conversion.trainable:
+        return plan.conversion.days.test_date, "conversions final on the holdout day"
+    if plan.click.trainable:  # e.g. logs without conversions: CPC value is complete, CPA's is not
+        return plan.click.days.test_date, (f"no conversion-final holdout ({plan.conversion.reason}): CPA value "
+                                           "counts only conversions seen so far")
+    return None, plan.click.reason
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=ONE_PARTITION_PER_RUN,
@@ -54,16 +67,9 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
     settings = platform.settings
     schedule_date = schedule_date_of(context)
     with platform.warehouse(read_only=True) as conn:
-        plan = model_label_plan(conn)
-        label_note = "conversions final on the holdout day"
-        if plan.conversion.trainable:
-            holdout_day = plan.conversion.days.test_date
-        elif plan.click.trainable:  # e.g. logs without conversions: CPC value is complete, CPA's is not
-            holdout_day = plan.click.days.test_date
-            label_note = (f"no conversion-final holdout ({plan.conversion.reason}): CPA value counts only "
-                          "conversions seen so far")
-        else:
-            return dg.MaterializeResult(metadata={"status": f"not estimated: {plan.click.reason}"})
+        holdout_day, label_note = value_holdout_day(conn)
+        if holdout_day is None:
+            return dg.MaterializeResult(metadata={"status": f"not estimated: {label_note}"})
         logged = logged_day(conn, holdout_day)
         schedules = {"champions": conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?",
                                                [schedule_date]).df()}

@@ -1,10 +1,13 @@
 """Promotion: each new version (`challenger`) becomes `champion` only if it is at least as good as
 the current champion on the same holdout, each scored with its own encoder's features."""
+import dataclasses
+
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ml.evaluation.metrics import auc
+from ml.evaluation.metrics import auc, paired_auc_difference
+from ml.evaluation.value_gate import auc_guard
 from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
 from ml.rankers.features import ENCODER_FEATURES, labels_for
 from ml.rankers.mlflow_io import holdout_rows, holdout_score
@@ -45,24 +48,38 @@ def ranker_holdout_predictions(ranker, scores: HoldoutEncoderScores, task: str) 
     return rows, ranker.predict(rows)
 
 
+VALUE_PENDING = "the value of its schedule decides (ranker_value_gate)"
+
+
+def ranker_auc_guard(challenger, champion, scores: HoldoutEncoderScores, task: str):
+    """Paired (DeLong) AUC of challenger minus champion on the same holdout rows, as a guard."""
+    rows, challenger_predictions = ranker_holdout_predictions(challenger, scores, task)
+    _, champion_predictions = ranker_holdout_predictions(champion, scores, task)
+    difference, se = paired_auc_difference(labels_for(rows, task), challenger_predictions, champion_predictions)
+    return auc_guard(difference, se)
+
+
 def ranker_holdout_auc(ranker, scores: HoldoutEncoderScores, task: str) -> float:
     rows, predictions = ranker_holdout_predictions(ranker, scores, task)
     return holdout_score(predictions, rows, task, PROMOTION_METRIC)  # rows are already the task's
 
 
 def champion_level_corrections(scores_by_task: dict[str, HoldoutEncoderScores], day) -> pd.DataFrame:
-    """Each champion ranker's off-policy level factor on its holdout (ml/rankers/off_policy.py); none
-    for a ranker skipped this partition or without a champion."""
-    records = []
+    """Each champion's and challenger's off-policy level factor on its holdout (ml/rankers/off_policy.py;
+    the challenger's: ranker_value_gate scores its schedule like the champion's); none for a ranker
+    skipped this partition or without that alias."""
+    records, done = [], set()
     for task, scores in scores_by_task.items():
         name = RANKER_NAMES[task]
-        champion = load_ranker(name, CHAMPION)
-        if champion is None:
-            continue
-        rows, predictions = ranker_holdout_predictions(champion, scores, task)
-        correction = ips_level_factor(labels_for(rows, task), predictions, rows["propensity"].to_numpy(float))
-        records.append({"as_of_date": day, "model_name": name, "model_version": str(champion.version),
-                        **correction.as_metadata()})
+        for alias in (CHAMPION, CHALLENGER):
+            ranker = load_ranker(name, alias)
+            if ranker is None or (name, str(ranker.version)) in done:
+                continue
+            done.add((name, str(ranker.version)))
+            rows, predictions = ranker_holdout_predictions(ranker, scores, task)
+            correction = ips_level_factor(labels_for(rows, task), predictions, rows["propensity"].to_numpy(float))
+            records.append({"as_of_date": day, "model_name": name, "model_version": str(ranker.version),
+                            **correction.as_metadata()})
     return pd.DataFrame(records)
 
 
@@ -84,7 +101,9 @@ def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str |
     deps=["interest_encoder", RANKER_NAMES["ctr"], RANKER_NAMES["cvr"]],
     description="Compares each model's `challenger` with its `champion` on this partition's holdout (CTR "
     "and the encoder: the CTR test day; CVR: the clicks of the conversion holdout) and "
-    "moves the `champion` alias only when the challenger is at least as good (AUC); then estimates each "
+    "moves the `champion` alias only when the challenger is at least as good (AUC; for the rankers a "
+    "guard: a ranker challenger not worse beyond noise is judged by the value of its schedule in "
+    "ranker_value_gate); then estimates each "
     "champion ranker's off-policy level factor for scoring candidates (ml.ranker_level_corrections).",
 )
 def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResource):
@@ -114,11 +133,17 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
             continue
         challenger = load_ranker(name, CHALLENGER)
         champion = load_ranker(name, CHAMPION)
-        decisions.append(decide_promotion(
+        decision = decide_promotion(
             name, challenger.version, ranker_holdout_auc(challenger, scores_by_task[task], task),
             None if champion is None else ranker_holdout_auc(champion, scores_by_task[task], task),
             PROMOTION_METRIC,
-        ))
+        )
+        if champion is not None and str(champion.version) != str(challenger.version):
+            # AUC guards; the value of the schedule decides (ranker_value_gate, ml/evaluation/value_gate.py).
+            guard = ranker_auc_guard(challenger, champion, scores_by_task[task], task)
+            decision = dataclasses.replace(decision, promoted=False, reason=(
+                f"{guard.reason}; {VALUE_PENDING}" if guard.passed else f"refused: {guard.reason}"))
+        decisions.append(decision)
     for decision in decisions:
         apply_promotion(decision)
         context.log.info(f"{decision.model_name}: promoted={decision.promoted} ({decision.reason})")
@@ -164,6 +189,8 @@ def champions_not_worse_than_challengers(context: dg.AssetCheckExecutionContext,
         if champion is None:
             problems.append(f"{decision['model']} has no champion")
             continue
+        if VALUE_PENDING in str(decision.get("reason", "")) or str(decision.get("reason", "")).startswith("refused"):
+            continue  # judged by the guard here and by ranker_value_gate's own check
         challenger_serving = str(champion.version) == str(decision["challenger_version"])
         champion_score = decision["champion_score"]
         if challenger_serving and champion_score is not None and decision["challenger_score"] < champion_score:
