@@ -34,10 +34,14 @@ def promotion_lines() -> list[str]:
     """Why each model is (or is not) champion, from the latest model_promotion materialization."""
     import dagster as dg
 
-    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey("model_promotion"))
-    records = event.asset_materialization.metadata["decision_records"].value if event else []
-    return [f"  {r['model']:<18} {'promoted' if r.get('promoted') else 'not promoted'}: {r.get('reason', '')}"
-            for r in records]
+    lines = []
+    for asset in ("model_promotion", "ranker_value_gate"):
+        event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(asset))
+        metadata = event.asset_materialization.metadata if event else {}
+        records = metadata["decision_records"].value if "decision_records" in metadata else []
+        lines += [f"  {r['model']:<18} {'promoted' if r.get('promoted') else 'not promoted'}"
+                  f"{' by value' if asset == 'ranker_value_gate' else ''}: {r.get('reason', '')}" for r in records]
+    return lines
 
 
 def registry_lines(settings: Settings) -> list[str]:
@@ -170,7 +174,7 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     print("-" * 72 + "\nMLflow registry:")
     for line in registry_lines(settings):
         print(line)
-    print("Why (model_promotion):")
+    print("Why (model_promotion, ranker_value_gate):")
     for line in promotion_lines():
         print(line)
     if schedule is not None:
