@@ -2,8 +2,8 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import (delivery, encoder, evaluation, ingest, monitoring, policy_value, promotion,
-                                  rankers, value_gate)
+from orchestration.assets import (ab_test, delivery, encoder, evaluation, ingest, monitoring, policy_value,
+                                  promotion, rankers, value_gate)
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.resources import PlatformResource
 
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
         policy_value.policy_value_estimates,
+        ab_test.ab_test_readout,
     ],
     asset_checks=[promotion.champions_not_worse_than_challengers, *monitoring.MONITORING_CHECKS],
     jobs=[ingest_job, daily_pipeline],

@@ -32,6 +32,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-days", type=int, default=MOVIELENS_DEFAULT_DAYS,
                         help="movielens: keep the first N days of ratings")
     parser.add_argument("--max-users", type=int, default=None, help="movielens: keep users with id <= N")
+    parser.add_argument("--closed-loop", type=int, default=0, metavar="N",
+                        help="simulator: then serve N more days in which each day's A/B test (treatment: adflow's "
+                        "schedule, control: the logging policy) lands as the next day's logs, and run the graph on "
+                        "each; prints value per day by arm")
     return parser.parse_args(argv)
 
 
@@ -106,6 +110,28 @@ def run_pipeline(settings: Settings) -> tuple[str, list[str]]:
     return days[-1], days
 
 
+def run_closed_loop(settings: Settings, latest_day: str, n_days: int) -> list[str]:
+    """Land each served A/B day as the next day's logs and run the whole graph on it; returns the days run."""
+    from ml.simulator.ab_test import served_day_dir
+    from ml.simulator.closed_loop import land_served_day
+    from orchestration.backfill import run_partitions
+
+    instance = local_instance(settings)
+    tool_log = settings.data_root / "logs" / f"closed-loop-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    days = []
+    for _ in range(n_days):
+        served_day = dt.date.fromisoformat(latest_day) + dt.timedelta(days=1)
+        served_dir = served_day_dir(settings.data_root, served_day)
+        if not served_dir.exists():
+            raise SystemExit(f"no A/B day was served for {served_day} (see ab_test_readout's status in the UI)")
+        latest_day = land_served_day(settings.data_root, served_dir).isoformat()
+        print(f"Closed loop: {latest_day} served (A/B) and landed; running the graph on it ...", flush=True)
+        with tool_log.open("a") as log, contextlib.redirect_stdout(log):
+            run_partitions("daily_pipeline", [latest_day], instance)
+        days.append(latest_day)
+    return days
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
@@ -116,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         ensure_simulated_data(settings, args)
     latest_day, days = run_pipeline(settings)
+    if args.closed_loop:
+        if args.dataset != "simulator":
+            raise SystemExit("--closed-loop needs the simulator: it serves the A/B days")
+        loop_days = run_closed_loop(settings, latest_day, args.closed_loop)
+        latest_day, days = loop_days[-1], days + loop_days
 
     from orchestration.summary import print_summary
 

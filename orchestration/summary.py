@@ -150,10 +150,61 @@ def policy_value_lines(conn: duckdb.DuckDBPyConnection, schedule_day: dt.date) -
     holdout_day = pd.Timestamp(rows["holdout_day"].iloc[0]).date()
     lines = [f"  had the schedule served {holdout_day}, advertiser value per impression "
              "(95% interval, user as the unit):"]
-    for _, row in rows[rows["estimator"].isin(["dr", "dr-clip(50)", "snips", "dm"])].iterrows():
+    schedules = rows[rows["policy"].isin(["champions", "challengers"])]
+    for _, row in schedules[schedules["estimator"].isin(["dr", "dr-clip(50)", "snips", "dm"])].iterrows():
         truth = "" if row["true_value"] != row["true_value"] else f"   true {row['true_value']:.4f}"
         lines.append(f"    {row['policy']:<12} {row['estimator']:<12} {row['estimate']:.4f} "
                      f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  ESS {row['ess']:,.0f}{truth}")
+    for policy, label in (("logging policy", "the logging policy's own value (on-policy)"),
+                          ("champions minus logging policy", "predicted lift over it (DR, paired)")):
+        for _, row in rows[rows["policy"] == policy].iterrows():
+            lines.append(f"    {label}: {row['estimate']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]")
+    return lines
+
+
+def ab_test_lines(conn: duckdb.DuckDBPyConnection, schedule_day: dt.date) -> list[str]:
+    """The simulated A/B test of the schedule (ab_test_readout) beside the off-policy prediction."""
+    try:
+        arms = conn.execute("select * from ml.ab_test_arms where schedule_date = ? order by arm", [schedule_day]).df()
+        lift = conn.execute("select * from ml.ab_test_lift where schedule_date = ?", [schedule_day]).df()
+    except duckdb.Error:
+        return []
+    if arms.empty:
+        return []
+    shown = arms[["arm", "users", "impressions", "clicks", "conversions", "advertiser_value", "value_per_opportunity",
+                  "budget_spent_share", "pacing_error"]].round(4)
+    lines = [f"A/B test of the schedule on {schedule_day} (simulated: user-level split, control = the logging "
+             "policy, each campaign's budget split by traffic):"]
+    lines += ["  " + line for line in shown.to_string(index=False).splitlines()]
+    by_metric = lift.set_index("metric")
+
+    def interval(row, prefix: str = "") -> str:
+        return f"{row[prefix + 'lift']:+.4f} [{row[prefix + 'ci_low']:+.4f}, {row[prefix + 'ci_high']:+.4f}]"
+
+    per_impression = by_metric.loc["value per impression"]
+    lines.append(f"  lift in value per impression, realised: {interval(per_impression)}  "
+                 f"({per_impression['relative_lift']:+.1%})")
+    if "predicted_lift" in by_metric.columns and pd.notna(per_impression["predicted_lift"]):
+        lines.append(f"  predicted before the test (DR on {pd.Timestamp(per_impression['predicted_on_day']).date()}): "
+                     f"{interval(per_impression, 'predicted_')}")
+    for metric in ("value per user", "clicks per user", "conversions per user"):
+        row = by_metric.loc[metric]
+        lines.append(f"  lift in {metric}: {interval(row)} ({row['relative_lift']:+.1%}, "
+                     f"{'significant' if row['significant'] else 'not significant'} at 95%)")
+    if (arms["budget_spent_share"] >= 0.95).all():
+        lines.append("  both arms spent their budgets: total value is capped by them, so its lift mostly says which "
+                     "campaigns ran out first")
+    fallback = float(arms["treatment_fallback_share"].iloc[0])
+    lines.append(f"  treatment opportunities the schedule could not fill (served by the logging policy): {fallback:.1%}")
+    by_day = conn.execute("select a.schedule_date, a.arm, a.value_per_opportunity, l.lift, l.ci_low, l.ci_high "
+                          "from ml.ab_test_arms a join ml.ab_test_lift l on l.schedule_date = a.schedule_date "
+                          "and l.metric = 'value per opportunity' order by 1, 2").df()  # lift in the same unit
+    if by_day["schedule_date"].nunique() > 1:  # the closed loop: one test a day
+        table = by_day.pivot(index="schedule_date", columns="arm", values="value_per_opportunity").join(
+            by_day.drop_duplicates("schedule_date").set_index("schedule_date")[["lift", "ci_low", "ci_high"]])
+        table.index = [pd.Timestamp(day).date().isoformat() for day in table.index]
+        lines.append("  value per opportunity by day and arm (each day's schedule learned from the logs before it):")
+        lines += ["    " + line for line in table.round(4).to_string().splitlines()]
     return lines
 
 
@@ -162,6 +213,7 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         counts = table_counts(conn)
         off_policy = off_policy_lines(conn) + policy_value_lines(conn, schedule_day)
+        ab_test = ab_test_lines(conn, schedule_day)
         try:
             schedule = conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?", [schedule_day]).df()
         except duckdb.Error:
@@ -192,6 +244,10 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
     print("-" * 72 + "\nOff-policy (logged propensities):")
     for line in off_policy:
         print(line)
+    if ab_test:
+        print("-" * 72)
+        for line in ab_test:
+            print(line)
     if has_ground_truth(settings):
         print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
         for line in evaluation_lines(settings):

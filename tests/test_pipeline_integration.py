@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -120,13 +121,42 @@ def test_schedule_is_valued_off_policy_beside_its_true_value(pipeline):
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         estimates = conn.execute("select * from ml.policy_value_estimates where schedule_date = ?", [schedule_day]).df()
         logged_days = conn.execute("select count(distinct impression_date) from main.ctr_training_set").fetchone()[0]
-    assert set(estimates["estimator"]) >= {"dm", "ips", "snips", "dr"}
-    assert (estimates["policy"] == "champions").all()  # first run: the challengers are the champions
+    # First run: the challengers are the champions, so no challengers' rows.
+    assert set(estimates["policy"]) == {"champions", "logging policy", "champions minus logging policy"}
     assert (estimates["ci_low"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["ci_high"]).all()
-    assert estimates["true_value"].notna().all() and (estimates["true_value"] > 0).all()
     assert (estimates["n_rounds"] > 0).all() and logged_days > 1
+    champions = estimates[estimates["policy"] == "champions"].set_index("estimator")
+    assert set(champions.index) >= {"dm", "ips", "snips", "dr"}
+    assert champions["true_value"].notna().all() and (champions["true_value"] > 0).all()
+    # The predicted lift is the champions' DR value minus the logging policy's own mean, paired.
+    by_policy = estimates.set_index(["policy", "estimator"])["estimate"]
+    assert by_policy[("champions minus logging policy", "dr")] == pytest.approx(
+        by_policy[("champions", "dr")] - by_policy[("logging policy", "on-policy")])
     event = instance.get_latest_materialization_event(dg.AssetKey("policy_value_estimates"))
     assert "champions_dr_interval" in event.asset_materialization.metadata
+
+
+def test_tomorrows_schedule_is_ab_tested_against_the_logging_policy(pipeline):
+    settings, instance, _, _, days = pipeline
+    import dagster as dg
+
+    schedule_day = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        arms = conn.execute("select * from ml.ab_test_arms where schedule_date = ?", [schedule_day]).df()
+        lift = conn.execute("select * from ml.ab_test_lift where schedule_date = ?", [schedule_day]).df()
+    arms = arms.set_index("arm")
+    assert set(arms.index) == {"control", "treatment"}
+    assert (arms["users"] > 0).all() and (arms["impressions"] > 0).all()
+    assert arms["budget"]["control"] == pytest.approx(arms["budget"]["treatment"])  # a 50/50 split
+    per_opportunity = lift.set_index("metric").loc["value per opportunity"]
+    assert per_opportunity["ci_low"] <= per_opportunity["lift"] <= per_opportunity["ci_high"]
+    assert per_opportunity["lift"] == pytest.approx(arms["value_per_opportunity"]["treatment"]
+                                                    - arms["value_per_opportunity"]["control"])
+    per_impression = lift.set_index("metric").loc["value per impression"]
+    assert pd.notna(per_impression["predicted_lift"])  # the off-policy estimate made before the test
+    assert (settings.data_root / "ab_tests" / schedule_day.isoformat() / "served.json").exists()
+    event = instance.get_latest_materialization_event(dg.AssetKey("ab_test_readout"))
+    assert {"arms", "lift", "plot"} <= set(event.asset_materialization.metadata)
 
 
 def test_a_retrained_ranker_is_judged_by_the_value_of_its_schedule(pipeline):

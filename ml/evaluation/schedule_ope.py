@@ -129,22 +129,31 @@ def true_value_per_impression(rounds: pd.DataFrame, logged: pd.DataFrame, schedu
     return float((expanded["target_share"].to_numpy() * value).sum() / len(rounds))
 
 
+def dr_terms(rounds: pd.DataFrame) -> np.ndarray:
+    """Per-round doubly robust terms; their mean is the DR value of the target policy."""
+    weight = rounds["target_probability"].to_numpy() / rounds["propensity"].to_numpy()
+    return rounds["q_target_expected"].to_numpy() + weight * (rounds["reward"].to_numpy() - rounds["q_logged"].to_numpy())
+
+
 def paired_difference(rounds_a: pd.DataFrame, rounds_b: pd.DataFrame, level_z: float = 1.959964) -> dict:
     """Doubly robust value of target A minus target B on the same logged rounds, with a cluster-robust
     (per-user) interval: the difference of two DR estimates is the mean of per-round differences."""
     if not rounds_a["impression_id"].equals(rounds_b["impression_id"]):
         raise ValueError("paired comparison needs the same logged rounds in the same order")
+    return clustered_mean(dr_terms(rounds_a) - dr_terms(rounds_b), rounds_a["user_key"].to_numpy(), level_z)
 
-    def dr_terms(rounds: pd.DataFrame) -> np.ndarray:
-        weight = rounds["target_probability"].to_numpy() / rounds["propensity"].to_numpy()
-        return rounds["q_target_expected"].to_numpy() + weight * (rounds["reward"].to_numpy()
-                                                                   - rounds["q_logged"].to_numpy())
 
-    difference = dr_terms(rounds_a) - dr_terms(rounds_b)
-    n = len(difference)
-    estimate = float(difference.mean()) if n else float("nan")
-    per_user = pd.DataFrame({"user": rounds_a["user_key"].to_numpy(), "d": difference, "one": 1.0}).groupby(
-        "user", sort=True)[["d", "one"]].sum()
+def lift_over_logging_policy(rounds: pd.DataFrame, level_z: float = 1.959964) -> dict:
+    """DR value of the target minus the logging policy's own mean reward on the same rounds (the lift
+    an A/B test against the logging policy would measure there), with a per-user interval."""
+    return clustered_mean(dr_terms(rounds) - rounds["reward"].to_numpy(), rounds["user_key"].to_numpy(), level_z)
+
+
+def clustered_mean(values: np.ndarray, users: np.ndarray, level_z: float = 1.959964) -> dict:
+    """Mean of per-round values with a cluster-robust (CR1, user as the unit) normal interval."""
+    n = len(values)
+    estimate = float(values.mean()) if n else float("nan")
+    per_user = pd.DataFrame({"user": users, "d": values, "one": 1.0}).groupby("user", sort=True)[["d", "one"]].sum()
     groups = len(per_user)
     if groups < 2:
         return {"difference": estimate, "ci_low": float("nan"), "ci_high": float("nan"), "standard_error": float("nan")}

@@ -7,6 +7,7 @@ the day (overspend is bounded by one block's clicks and conversions).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class DayDelivery:
 
 def choose_ads(
     world: World, interest_rows: np.ndarray, user_idx: np.ndarray, eligible: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:  # the logging policy (a ChooseAds)
     """Sample one eligible ad per row from the logging policy; return (ad positions, propensities).
 
     The policy is a mixture: with probability `policy_uniform_share` a uniform eligible ad, else a
@@ -83,19 +84,56 @@ def conversion_delays_us(n: int, rng: np.random.Generator) -> np.ndarray:
     return (seconds * MICROS_PER_SECOND).astype(np.int64)
 
 
-def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Generator) -> DayDelivery:
-    config = world.config
-    impressions_per_row = rng.poisson(sessions.activity_level * config.impressions_per_active_day)
+@dataclass(frozen=True)
+class Opportunities:
+    """Impression opportunities of one day (sorted by ts): who, when, in which session and slot."""
+
+    rows: np.ndarray  # active-user row of DaySessions
+    session: np.ndarray
+    ts_us: np.ndarray
+    slot: np.ndarray
+
+    def take(self, keep: np.ndarray) -> "Opportunities":
+        return Opportunities(self.rows[keep], self.session[keep], self.ts_us[keep], self.slot[keep])
+
+
+def draw_opportunities(world: World, sessions: DaySessions, rng: np.random.Generator) -> Opportunities:
+    impressions_per_row = rng.poisson(sessions.activity_level * world.config.impressions_per_active_day)
     rows = repeat_rows(impressions_per_row)
     session = sessions.pick_sessions(rows, rng)
     ts = sessions.times_within(session, rng) // 1000 * 1000
     order = np.argsort(ts, kind="stable")
     rows, session, ts = rows[order], session[order], ts[order]
     slot = rng.choice(len(SLOT_SHARES), size=len(rows), p=SLOT_SHARES) + 1
+    return Opportunities(rows, session, ts, slot)
+
+
+class ChooseAds(Protocol):
+    """A serving policy: one ad per opportunity among the eligible ones, with its probability.
+
+    Returns (ad positions, propensities); an ad position of -1 leaves the opportunity unfilled.
+    """
+
+    def __call__(self, world: World, interest_rows: np.ndarray, user_idx: np.ndarray, eligible: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Generator) -> DayDelivery:
+    """The day served by the logging policy under the campaigns' full daily budgets."""
+    opportunities = draw_opportunities(world, sessions, rng)
+    budget = np.where(world.campaign_active(sessions.day_index), world.campaign_daily_budget, 0.0)
+    return serve(world, sessions, opportunities, choose_ads, budget, rng)
+
+
+def serve(world: World, sessions: DaySessions, opportunities: Opportunities, choose: ChooseAds,
+          budget: np.ndarray, rng: np.random.Generator) -> DayDelivery:
+    """Fill the opportunities with `choose`, draw clicks and conversions from the truth, pace `budget`
+    (per campaign; 0 for campaigns out of flight) in 15-minute blocks."""
+    config = world.config
+    rows, session, ts, slot = opportunities.rows, opportunities.session, opportunities.ts_us, opportunities.slot
     hour = (ts - sessions.day_start_us) // MICROS_PER_HOUR
 
-    campaign_active = world.campaign_active(sessions.day_index)
-    remaining_budget = np.where(campaign_active, world.campaign_daily_budget, 0.0)
+    remaining_budget = np.asarray(budget, dtype=np.float64).copy()
     ad_idx = np.full(len(rows), -1, dtype=np.int64)
     propensity = np.zeros(len(rows))
     click_bid = np.where(world.campaign_is_cpa, 0.0, world.campaign_bid)
@@ -114,23 +152,28 @@ def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Genera
             break
         for lo in range(block_bounds[b], block_bounds[b + 1], POLICY_CHUNK_ROWS):
             part = slice(lo, min(lo + POLICY_CHUNK_ROWS, block_bounds[b + 1]))
-            chosen, chosen_propensity = choose_ads(world, sessions.interest[rows[part]], users[part], eligible, rng)
-            ad_idx[part], propensity[part] = chosen, chosen_propensity
-            interest_share = sessions.interest[rows[part], world.ad_category[chosen]]
-            logit = world.click_logit(interest_share, users[part], chosen, hour[part])
-            intent_matches = sessions.session_intent[session[part]] == world.ad_category[chosen]
-            pctr[part] = world.pctr_given_intent(logit, intent_matches, slot[part])
-            pcvr[part] = world.pcvr(interest_share, users[part], chosen)
+            ad_idx[part], propensity[part] = choose(world, sessions.interest[rows[part]], users[part], eligible, rng)
+            filled = np.flatnonzero(ad_idx[part] >= 0) + lo
+            chosen = ad_idx[filled]
+            interest_share = sessions.interest[rows[filled], world.ad_category[chosen]]
+            logit = world.click_logit(interest_share, users[filled], chosen, hour[filled])
+            intent_matches = sessions.session_intent[session[filled]] == world.ad_category[chosen]
+            pctr[filled] = world.pctr_given_intent(logit, intent_matches, slot[filled])
+            pcvr[filled] = world.pcvr(interest_share, users[filled], chosen)
         block = slice(block_bounds[b], block_bounds[b + 1])
         clicked[block] = rng.random(block.stop - block.start) < pctr[block]
         converted[block] = clicked[block] & (rng.random(block.stop - block.start) < pcvr[block])
         campaign = world.ad_campaign[ad_idx[block]]
-        spend = np.bincount(campaign, weights=clicked[block] * click_bid[campaign], minlength=config.n_campaigns)
+        served_in_block = ad_idx[block] >= 0
+        spend = np.bincount(campaign[served_in_block], weights=(clicked[block] * click_bid[campaign])[served_in_block],
+                            minlength=config.n_campaigns)
         # Conversions are charged when they happen, but pacing reserves their cost at click time.
-        spend += np.bincount(campaign, weights=converted[block] * conversion_bid[campaign], minlength=config.n_campaigns)
+        spend += np.bincount(campaign[served_in_block],
+                             weights=(converted[block] * conversion_bid[campaign])[served_in_block],
+                             minlength=config.n_campaigns)
         remaining_budget -= spend
 
-    served = ad_idx >= 0  # opportunities after every budget ran out go unfilled
+    served = ad_idx >= 0  # opportunities after every budget ran out (or that a policy left empty) go unfilled
     keep = np.flatnonzero(served)
     ad_idx, users, ts, slot = ad_idx[keep], users[keep], ts[keep], slot[keep]
     propensity, pctr, pcvr = propensity[keep], pctr[keep], pcvr[keep]
@@ -148,5 +191,5 @@ def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Genera
         click_impression=click_rows, click_ts_us=click_ts, click_cost=click_bid[campaign[click_rows]],
         conversion_impression=conversion_rows, conversion_ts_us=conversion_ts,
         conversion_cost=conversion_bid[campaign[conversion_rows]],
-        campaign_spend=np.where(campaign_active, world.campaign_daily_budget, 0.0) - remaining_budget,
+        campaign_spend=np.asarray(budget, dtype=np.float64) - remaining_budget,
     )

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from ml.simulator.world import BID_TYPES, OBJECTIVES, World
 
 IMPRESSIONS_FILE = "impressions.parquet"
+EXTRA_IMPRESSIONS_GLOB = "impressions-*.parquet"  # days served after the simulation (the closed loop)
 IMPRESSIONS_SCHEMA = pa.schema([
     ("impression_id", pa.int64()), ("user_id", pa.int64()), ("ad_id", pa.int64()), ("ts", pa.timestamp("us")),
     ("slot", pa.int32()), ("true_pctr", pa.float64()), ("true_pcvr", pa.float64()),
@@ -33,6 +34,10 @@ class ImpressionLog:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def extra_impressions_path(ground_truth_dir: Path, day: dt.date) -> Path:
+    return Path(ground_truth_dir) / f"impressions-{day.isoformat()}.parquet"
 
 
 class GroundTruth:
@@ -134,4 +139,5 @@ class GroundTruth:
     def impressions(self) -> pd.DataFrame:
         if self.ground_truth_dir is None:
             raise ValueError("this GroundTruth was built in memory; load it from a directory to read impressions")
-        return pd.read_parquet(self.ground_truth_dir / IMPRESSIONS_FILE)
+        paths = [self.ground_truth_dir / IMPRESSIONS_FILE, *sorted(self.ground_truth_dir.glob(EXTRA_IMPRESSIONS_GLOB))]
+        return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)

@@ -12,21 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ml.settings import CONTRACT_TABLES
-from ml.simulator.behavior import BEHAVIOR_TYPES, BehaviorEvents, generate_behavior
+from ml.simulator.behavior import generate_behavior
 from ml.simulator.config import SimulationConfig
-from ml.simulator.delivery import DayDelivery, generate_delivery
+from ml.simulator.continuation import Continuation
+from ml.simulator.delivery import generate_delivery
+from ml.simulator.events import AD_EVENT_TYPES, CONVERSION, AdEventBatch, ad_event_batch, behavior_rows, datetime_us
 from ml.simulator.ground_truth import ImpressionLog
 from ml.simulator.sessions import MICROS_PER_DAY, generate_sessions
 from ml.simulator.writer import clear_landing, labels, write_partition
 from ml.simulator.world import AGE_BANDS, BID_TYPES, CATEGORY_NAMES, GENDERS, OBJECTIVES, OCCUPATIONS, World, build_world
 
-AD_EVENT_TYPES = ("impression", "click", "conversion")
-IMPRESSION, CLICK, CONVERSION = range(3)
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "to", "zu", "ne", "sa", "ri", "po", "lu")
 _SLOGANS = ("new season", "limited offer", "free shipping", "best seller", "members save more", "just arrived")
 
@@ -91,10 +90,6 @@ def _category_name(category: int) -> str:
     return CATEGORY_NAMES[category] if category < len(CATEGORY_NAMES) else f"category {category + 1}"
 
 
-def _datetime_us(ts_us: np.ndarray) -> np.ndarray:
-    return np.asarray(ts_us, dtype=np.int64).astype("datetime64[us]")
-
-
 def _dates(world: World, day_index: np.ndarray) -> np.ndarray:
     return np.datetime64(world.config.start_date, "D") + np.asarray(day_index, dtype=np.int64)
 
@@ -140,73 +135,6 @@ def ad_rows(world: World, ads: np.ndarray) -> dict[str, object]:
     }
 
 
-def behavior_rows(world: World, events: BehaviorEvents, first_event_id: int) -> dict[str, object]:
-    return {
-        "event_id": first_event_id + np.arange(len(events), dtype=np.int64),
-        "user_id": world.ids("user", events.user_idx),
-        "ts": _datetime_us(events.ts_us),
-        "event_type": labels(BEHAVIOR_TYPES.tolist(), events.event_type),
-        "category_id": world.ids("category", world.item_category[events.item_idx]),
-        "brand_id": world.ids("brand", world.item_brand[events.item_idx]),
-        "item_id": world.ids("item", events.item_idx),
-    }
-
-
-@dataclass
-class AdEventBatch:
-    """Ad events as plain arrays, so events of one day can wait for the later day they land on."""
-
-    event_id: np.ndarray
-    impression_id: np.ndarray
-    user_idx: np.ndarray
-    ad_idx: np.ndarray
-    ts_us: np.ndarray
-    event_type: np.ndarray
-    slot: np.ndarray
-    cost: np.ndarray
-    propensity: np.ndarray  # NaN for clicks and conversions: the policy chose the impression only
-
-    def take(self, rows: np.ndarray) -> "AdEventBatch":
-        return AdEventBatch(**{name: getattr(self, name)[rows] for name in self.__dataclass_fields__})
-
-    @classmethod
-    def concat(cls, batches: list["AdEventBatch"]) -> "AdEventBatch":
-        return cls(**{name: np.concatenate([getattr(b, name) for b in batches]) for name in cls.__dataclass_fields__})
-
-    def rows(self, world: World) -> dict[str, object]:
-        order = np.argsort(self.ts_us, kind="stable")
-        batch = self.take(order)
-        return {
-            "event_id": batch.event_id,
-            "impression_id": batch.impression_id,
-            "user_id": world.ids("user", batch.user_idx),
-            "ad_id": world.ids("ad", batch.ad_idx),
-            "ts": _datetime_us(batch.ts_us),
-            "event_type": labels(AD_EVENT_TYPES, batch.event_type),
-            "slot": batch.slot,
-            "cost": batch.cost,
-            "propensity": pa.array(batch.propensity, type=pa.float64(), from_pandas=True),  # NaN -> null
-        }
-
-
-def ad_event_batch(delivery: DayDelivery, first_event_id: int) -> AdEventBatch:
-    n_imp, n_click, n_conv = delivery.n_impressions, len(delivery.click_ts_us), len(delivery.conversion_ts_us)
-    impression_id = first_event_id + np.arange(n_imp, dtype=np.int64)
-    event_id = first_event_id + np.arange(n_imp + n_click + n_conv, dtype=np.int64)
-    source = np.concatenate([np.arange(n_imp), delivery.click_impression, delivery.conversion_impression])
-    return AdEventBatch(
-        event_id=event_id,
-        impression_id=impression_id[source],
-        user_idx=delivery.user_idx[source],
-        ad_idx=delivery.ad_idx[source],
-        ts_us=np.concatenate([delivery.ts_us, delivery.click_ts_us, delivery.conversion_ts_us]),
-        event_type=np.repeat(np.array([IMPRESSION, CLICK, CONVERSION], dtype=np.int8), [n_imp, n_click, n_conv]),
-        slot=delivery.slot[source].astype(np.int32),
-        cost=np.concatenate([np.zeros(n_imp), delivery.click_cost, delivery.conversion_cost]),
-        propensity=np.concatenate([delivery.propensity, np.full(n_click + n_conv, np.nan)]),
-    )
-
-
 def simulate(config: SimulationConfig, data_root: Path, progress: bool = True) -> SimulationSummary:
     """Write landing files for every simulated day and the ground truth under data_root."""
     # The policy's matmuls are small; multi-threaded BLAS spins on them and is ~100x slower on a busy machine.
@@ -247,8 +175,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
 
             landing_day = (batch.ts_us - start_us) // MICROS_PER_DAY
             for later_day in np.unique(landing_day[landing_day > d]):
-                if later_day < config.n_days:
-                    waiting[int(later_day)].append(batch.take(np.flatnonzero(landing_day == later_day)))
+                waiting[int(later_day)].append(batch.take(np.flatnonzero(landing_day == later_day)))
             summary.conversions_after_last_day += int(((landing_day >= config.n_days) & (batch.event_type == CONVERSION)).sum())
             today = AdEventBatch.concat([batch.take(np.flatnonzero(landing_day == d)), *waiting.pop(d, [])])
 
@@ -271,7 +198,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
                 "impression_id": batch.impression_id[: delivery.n_impressions],
                 "user_id": world.ids("user", delivery.user_idx),
                 "ad_id": world.ids("ad", delivery.ad_idx),
-                "ts": _datetime_us(delivery.ts_us),
+                "ts": datetime_us(delivery.ts_us),
                 "slot": delivery.slot,
                 "true_pctr": delivery.true_pctr,
                 "true_pcvr": delivery.true_pcvr,
@@ -279,5 +206,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
             days.set_postfix(events=f"{summary.total_events:,}")
     finally:
         impression_log.close()
+    # What a later served day (an A/B test, the closed loop) continues from: conversions still to land.
+    Continuation(config.n_days, next_event_id, dict(waiting)).save(ground_truth_dir)
     summary.elapsed_seconds = time.perf_counter() - started
     return summary

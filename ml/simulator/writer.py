@@ -61,15 +61,22 @@ def clear_landing(landing_dir: Path) -> None:
         shutil.rmtree(landing_dir / table, ignore_errors=True)
 
 
-def write_partition(landing_dir: Path, table: str, day: dt.date, columns: dict[str, object], file_format: str) -> Path:
-    """Write one table-day as part-0.<format>, cast to the contract schema (a mismatch raises here)."""
+def contract_table(table: str, columns: dict[str, object]) -> pa.Table:
+    """Columns cast to the table's contract schema (a mismatch raises here)."""
     schema = CONTRACT_SCHEMAS[table]
     missing = set(schema.names) - set(columns)
     extra = set(columns) - set(schema.names)
     if missing or extra:
         raise ValueError(f"{table} rows do not match the contract: missing {sorted(missing)}, unexpected {sorted(extra)}")
-    arrays = [_as_arrow(columns[field.name], field.type) for field in schema]
-    table_data = pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([_as_arrow(columns[field.name], field.type) for field in schema], schema=schema)
+
+
+def write_partition(landing_dir: Path, table: str, day: dt.date, columns: dict[str, object] | pa.Table,
+                    file_format: str) -> Path:
+    """Write one table-day as part-0.<format>, cast to the contract schema (a mismatch raises here)."""
+    if isinstance(columns, pa.Table):
+        columns = {name: columns.column(name).combine_chunks() for name in columns.column_names}
+    table_data = contract_table(table, columns)
     directory = partition_dir(landing_dir, table, day)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"part-0.{file_format}"

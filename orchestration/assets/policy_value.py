@@ -5,10 +5,11 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from ml.evaluation.ope import estimate_frame
+from ml.evaluation.ope import estimate_frame, on_policy_value
 from ml.evaluation.ope_plots import plot_policy_value_estimates
 from ml.evaluation.policy import true_probabilities_for, user_ids_by_key
-from ml.evaluation.schedule_ope import LOGGED_COLUMNS, paired_difference, schedule_rounds, true_value_per_impression
+from ml.evaluation.schedule_ope import (LOGGED_COLUMNS, lift_over_logging_policy, paired_difference, schedule_rounds,
+                                       true_value_per_impression)
 from ml.registry import CHALLENGER, CHAMPION, configure_mlflow, version_by_alias
 from ml.scoring import RANKER_NAMES
 from ml.simulator import GroundTruth
@@ -22,6 +23,8 @@ from orchestration.plots import png_markdown
 from orchestration.resources import PlatformResource
 
 ESTIMATES_TABLE = "ml.policy_value_estimates"
+LOGGING_POLICY = "logging policy"  # its own mean value on the logged day (on-policy, no estimate needed)
+PREDICTED_LIFT = "champions minus logging policy"  # DR minus on-policy, paired: what an A/B test would show
 # Weights above this are capped in the DR-clip row (bias for variance); the plain DR row is uncapped.
 DR_WEIGHT_CLIP = 50.0
 
@@ -101,12 +104,14 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
                 rounds, logged, schedule, lambda rows: true_probabilities_for(truth, rows, user_ids, holdout_day))
         tables.append(table.assign(policy=policy, schedule_date=schedule_date, holdout_day=holdout_day,
                                    true_value=true_value))
+    tables.append(_logging_policy_rows(rounds_by_policy["champions"]).assign(
+        schedule_date=schedule_date, holdout_day=holdout_day, true_value=None))
     estimates = pd.concat(tables, ignore_index=True)
     with platform.warehouse() as conn:
         replace_rows(conn, ESTIMATES_TABLE, estimates, "schedule_date", schedule_date)
 
     plot = plot_policy_value_estimates(
-        estimates, settings.data_root / "reports" / partition_day(context).isoformat() / "policy_value.png")
+        estimates[estimates["policy"] != PREDICTED_LIFT], settings.data_root / "reports" / partition_day(context).isoformat() / "policy_value.png")
     dr = estimates[estimates["estimator"] == "dr"].set_index("policy")
     metadata = {
         "holdout_day": holdout_day.isoformat(),
@@ -120,6 +125,9 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
                                   round(float(dr.loc["champions", "ci_high"]), 5)],
         "plot": png_markdown({"Estimate ± 95% interval per estimator": plot}),
     }
+    lift = estimates[estimates["policy"] == PREDICTED_LIFT].iloc[0]
+    metadata["predicted_lift_over_logging_policy"] = dg.MetadataValue.json(
+        {key: round(float(lift[key]), 5) for key in ("estimate", "ci_low", "ci_high")})
     if truth is not None:
         metadata["champions_true_value_per_impression"] = round(float(dr.loc["champions", "true_value"]), 5)
     if "challengers" in rounds_by_policy:
@@ -127,3 +135,16 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
         metadata["challengers_minus_champions_dr"] = dg.MetadataValue.json(
             {key: round(value, 5) for key, value in difference.items()})
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _logging_policy_rows(champion_rounds: pd.DataFrame) -> pd.DataFrame:
+    """The logging policy's own value on the logged day, and the champions' DR value minus it (paired,
+    per-user interval): the lift an A/B test of the schedule against the logging policy would measure."""
+    logged = on_policy_value(champion_rounds["reward"].to_numpy(float), champion_rounds["user_key"].to_numpy())
+    lift = lift_over_logging_policy(champion_rounds)
+    return pd.DataFrame([
+        {**logged.as_row(), "policy": LOGGING_POLICY},
+        {"policy": PREDICTED_LIFT, "estimator": "dr", "estimate": lift["difference"], "ci_low": lift["ci_low"],
+         "ci_high": lift["ci_high"], "standard_error": lift["standard_error"], "n_rounds": len(champion_rounds),
+         "unit": "per impression", "interval": "cluster-robust normal"},
+    ])
