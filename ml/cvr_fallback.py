@@ -1,9 +1,11 @@
-"""How the schedule prices CPA campaigns when no CVR ranker could be trained yet.
+"""How the schedule prices CPA campaigns without a CVR champion (none trained yet, or a first version
+that did not beat the trivial scorers).
 
 CPC campaigns are valued at bid x pCTR and need no pCVR. CPA campaigns are valued at bid x pCTR x
-pCVR; without a CVR champion their pCVR is the pooled click-to-conversion rate of the clicks whose
-conversion labels are final (a stated prior, the same for every pair), and when those clicks hold no
-conversion at all there is nothing to price them with, so they are left out of the schedule.
+pCVR; without a CVR champion their pCVR is the ad's recent conversions per click smoothed toward the
+pooled click-to-conversion rate of the clicks whose conversion labels are final (the popularity
+scorer, ml/popularity.py; the pooled rate alone when the candidates carry no ad counts), and when
+those clicks hold no conversion at all there is nothing to price them with, so they are left out.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from ml.popularity import has_ad_counts, popularity_rate
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,9 @@ class CvrFallback:
         if cpa_rows == 0:
             return "no CVR champion; no CPA campaign among the candidates, so none is needed (CPC needs no pCVR)"
         if self.prior is not None:
-            return (f"no CVR champion: {cpa_rows} CPA candidate rows priced with the pooled prior pCVR "
-                    f"{self.prior:.4f} ({self.conversions} conversions / {self.clicks} clicks with final labels)")
+            return (f"no CVR champion: {cpa_rows} CPA candidate rows priced with the ad's conversions per click "
+                    f"smoothed toward the pooled prior pCVR {self.prior:.4f} ({self.conversions} conversions / "
+                    f"{self.clicks} clicks with final labels)")
         return (f"no CVR champion and no conversion among {self.clicks} clicks with final labels: {cpa_rows} "
                 "CPA candidate rows left out (CPC campaigns need no pCVR)")
 
@@ -48,5 +53,8 @@ def apply_cvr_fallback(candidates: pd.DataFrame, fallback: CvrFallback) -> tuple
     if fallback.prior is None:
         return candidates[~cpa].reset_index(drop=True), fallback.note(int(cpa.sum()))
     priced = candidates.copy()
-    priced.loc[cpa, "pcvr"] = fallback.prior
+    if has_ad_counts(priced, "cvr"):
+        priced.loc[cpa, "pcvr"] = popularity_rate(priced[cpa], "cvr", fallback.prior)
+    else:
+        priced.loc[cpa, "pcvr"] = fallback.prior
     return priced, fallback.note(int(cpa.sum()))

@@ -10,14 +10,16 @@ import pandas as pd
 
 from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
 from ml.ordering import in_key_order
+from ml.popularity import has_ad_counts, pooled_rate, popularity_rate
 from ml.rankers.features import ENCODER_FEATURES
 from ml.registry import CHAMPION
 from ml.warehouse import table_exists
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_promotion
-# Rankers the schedule can go without: CPC campaigns need no pCVR; CPA ones get a prior or are left out.
-OPTIONAL_TASKS = frozenset({"cvr"})
+# Without a champion (none trained yet, or a first version refused), pCTR comes from the popularity
+# scorer (ml/popularity.py) and pCVR is left NaN for ml/cvr_fallback.py to price CPA rows.
+OPTIONAL_TASKS = frozenset({"ctr", "cvr"})
 
 
 def read_level_factors(conn) -> dict[tuple[str, str], float]:
@@ -50,11 +52,8 @@ class ChampionScorer:
         aliases = alias if isinstance(alias, dict) else dict.fromkeys(RANKER_NAMES, alias)
         for task, name in RANKER_NAMES.items():
             ranker = load_ranker(name, aliases[task])
-            if ranker is None and task in OPTIONAL_TASKS:
-                continue  # conversions too scarce so far: pcvr stays NaN (see ml/cvr_fallback.py)
             if ranker is None:
-                raise RuntimeError(f"No {aliases[task]} for {name}: materialize model_promotion first (it needs "
-                                   "enough click labels to train one, see ml/label_sufficiency.py).")
+                continue  # no model yet or a refused first version: the fallback scores this task
             rankers[task], runs[task] = ranker, encoder_run_of(ranker)
             if runs[task] not in encoders:  # both rankers usually share one encoder
                 encoders[runs[task]] = encoder_for_ranker(ranker)
@@ -87,4 +86,17 @@ class ChampionScorer:
                 scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
         for task in RANKER_NAMES.keys() - self.rankers.keys():
             scored[f"p{task}"], scored[f"{task}_ranker_version"], scored[f"{task}_level_factor"] = np.nan, None, 1.0
+        if "ctr" not in self.rankers:
+            scored["pctr"] = ctr_fallback(features)
+            if explain:
+                scored[["top1_feature", "top2_feature"]] = None
         return scored
+
+
+def ctr_fallback(features: pd.DataFrame) -> np.ndarray:
+    """pCTR without a CTR champion: the ad's smoothed 7-day click rate (ml/popularity.py)."""
+    if not has_ad_counts(features, "ctr"):
+        raise RuntimeError("no CTR champion and the features carry no ad click counts to score with: materialize "
+                           "model_promotion (it needs enough click labels, see ml/label_sufficiency.py)")
+    prior = pooled_rate(features, "ctr")
+    return popularity_rate(features, "ctr", prior if prior is not None else 0.0)

@@ -91,8 +91,10 @@ def degradation_lines() -> list[str]:
     lines = [f"  {model} skipped: {reason}" for model, reason in
              (_latest_metadata("model_promotion").get("skipped") or {}).items()]
     schedule = _latest_metadata("daily_ad_schedule")
-    if schedule.get("cvr_source"):
-        lines.append(f"  pCVR: {schedule['cvr_source']}")
+    for task in ("ctr", "cvr"):
+        source = str(schedule.get(f"{task}_source") or "")
+        if source.startswith("no "):
+            lines.append(f"  p{task.upper()}: {source}")
     if schedule.get("campaigns_in_flight_without_ads"):
         lines.append(f"  campaigns in flight without ads (not scheduled): {schedule['campaigns_in_flight_without_ads']}")
     return lines or ["  nothing skipped: every model trained on its own labels"]

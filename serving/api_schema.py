@@ -92,7 +92,8 @@ class Ad(BaseModel):
     bid: float
     bid_type: str
     pctr: float
-    pcvr: float
+    pcvr: float | None = Field(description="null when not estimated: a CPC ad while no CVR ranker is champion "
+                               "(its value needs no pCVR)")
     value: float = Field(description="expected value now: bid × pCTR (× pCVR for conversion bids)")
     planned_pctr: float | None
     planned_pcvr: float | None

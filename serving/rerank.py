@@ -75,6 +75,10 @@ def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events
     if rescored:
         # The behavior features and the encoder's sequences both as of now, posted events included.
         scored = snapshot.scorer.score(refresh_user_features(features, events, as_of), events, as_of=as_of)
+        # Without a CVR champion the schedule priced CPA rows with the ad's own rate (ml/cvr_fallback.py),
+        # which fresh events of one user do not move: its pCVR stands.
+        planned_pcvr = planned.drop_duplicates("ad_id").set_index("ad_id")["pcvr"]
+        scored["pcvr"] = scored["pcvr"].fillna(scored["ad_id"].map(planned_pcvr))
     else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
         scored = planned.drop_duplicates("ad_id")[["ad_id", "pctr", "pcvr"]].merge(
             features[["ad_id", "top1_feature", "top2_feature"]], on="ad_id")

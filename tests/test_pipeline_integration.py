@@ -50,18 +50,34 @@ def test_asset_checks_all_passed(pipeline):
     assert failed == []
 
 
-def test_registry_holds_champions(pipeline):
-    settings, *_ = pipeline
+def test_registry_holds_champions_that_beat_the_trivial_scorers(pipeline):
+    """First versions: the CTR ranker beats a constant and popularity beyond noise and becomes champion;
+    the CVR ranker (23 conversions on its holdout) does not, so it is registered but refused, and the
+    schedule prices CPA candidates with the popularity scorer instead."""
+    settings, instance, *_ = pipeline
+    import dagster as dg
     from mlflow import MlflowClient
 
     from ml.registry import configure_mlflow
 
     configure_mlflow(settings)
     client = MlflowClient()
-    for name in ["interest_encoder", "ctr_ranker", "cvr_ranker"]:
+    for name in ["interest_encoder", "ctr_ranker"]:
         model = client.get_registered_model(name)
         assert "champion" in model.aliases, name
         assert client.search_model_versions(f"name='{name}'")
+    assert set(client.get_registered_model("cvr_ranker").aliases) == {"challenger"}
+    decisions = {r["model"]: r for r in instance.get_latest_materialization_event(
+        dg.AssetKey("model_promotion")).asset_materialization.metadata["decision_records"].value}
+    assert decisions["ctr_ranker"]["reason"].startswith("first version: AUC")
+    assert decisions["cvr_ranker"]["reason"].startswith("refused (first version)")
+    schedule_meta = instance.get_latest_materialization_event(
+        dg.AssetKey("daily_ad_schedule")).asset_materialization.metadata
+    assert schedule_meta["cvr_source"].value.startswith("no CVR champion")
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        cpa = conn.sql("select pcvr, cvr_ranker_version from ml.scored_candidates where lower(bid_type) = 'cpa'").df()
+    assert len(cpa) and cpa["cvr_ranker_version"].isna().all() and cpa["pcvr"].between(0, 1).all()
+    assert cpa["pcvr"].nunique() > 1  # each ad's own smoothed rate, not one constant
 
 
 def test_schedule_respects_budgets_and_covers_users(pipeline):
@@ -104,12 +120,12 @@ def test_schedule_scores_carry_the_champions_level_correction(pipeline):
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         corrections = conn.sql("select model_name, model_version, factor from ml.ranker_level_corrections").df()
         used = conn.sql("select distinct ctr_level_factor, cvr_level_factor from ml.scored_candidates").df()
-    assert set(corrections["model_name"]) == {"ctr_ranker", "cvr_ranker"}
+    assert set(corrections["model_name"]) == {"ctr_ranker", "cvr_ranker"}  # champions and challengers
     assert corrections["factor"].between(0.25, 4.0).all()
     by_model = corrections.set_index("model_name")["factor"]
     assert len(used) == 1
     assert used.iloc[0]["ctr_level_factor"] == pytest.approx(by_model["ctr_ranker"])
-    assert used.iloc[0]["cvr_level_factor"] == pytest.approx(by_model["cvr_ranker"])
+    assert used.iloc[0]["cvr_level_factor"] == 1.0  # the popularity scorer is not rescaled
 
 
 
@@ -121,8 +137,8 @@ def test_schedule_is_valued_off_policy_beside_its_true_value(pipeline):
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
         estimates = conn.execute("select * from ml.policy_value_estimates where schedule_date = ?", [schedule_day]).df()
         logged_days = conn.execute("select count(distinct impression_date) from main.ctr_training_set").fetchone()[0]
-    # First run: the challengers are the champions, so no challengers' rows.
-    assert set(estimates["policy"]) == {"champions", "logging policy", "champions minus logging policy"}
+    # The refused first CVR version is a challenger without a champion: its schedule is valued too.
+    assert set(estimates["policy"]) == {"champions", "challengers", "logging policy", "champions minus logging policy"}
     assert (estimates["ci_low"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["ci_high"]).all()
     assert (estimates["n_rounds"] > 0).all() and logged_days > 1
     champions = estimates[estimates["policy"] == "champions"].set_index("estimator")
@@ -160,9 +176,10 @@ def test_tomorrows_schedule_is_ab_tested_against_the_logging_policy(pipeline):
 
 
 def test_a_retrained_ranker_is_judged_by_the_value_of_its_schedule(pipeline):
-    """Run the day again: the rankers retrain (same data, same seed: the same models as new versions),
-    pass the AUC guard, and the value gate keeps the champions (a difference of exactly 0 is not
-    better beyond noise); the schedule does not change."""
+    """Run the day again: the rankers retrain (same data, same seed: the same models as new versions).
+    The CTR challenger passes the AUC guard and the value gate keeps the champion (a difference of
+    exactly 0 is not better beyond noise); the CVR ranker, still without a champion, is judged by the
+    first-version rule again and refused again; the schedule does not change."""
     import dagster as dg
 
     from ml.registry import CHALLENGER, CHAMPION, configure_mlflow, version_by_alias
@@ -172,7 +189,7 @@ def test_a_retrained_ranker_is_judged_by_the_value_of_its_schedule(pipeline):
 
     settings, instance, _, _, days = pipeline
     configure_mlflow(settings)
-    champions = {name: version_by_alias(name, CHAMPION).version for name in ("ctr_ranker", "cvr_ranker")}
+    champions = {"ctr_ranker": version_by_alias("ctr_ranker", CHAMPION).version}
     hash_before = instance.get_latest_materialization_event(
         dg.AssetKey("daily_ad_schedule")).asset_materialization.metadata["schedule_hash"].value
     again = definitions.defs.resolve_job_def("daily_pipeline").execute_in_process(
@@ -188,6 +205,8 @@ def test_a_retrained_ranker_is_judged_by_the_value_of_its_schedule(pipeline):
         assert decided[name]["promoted"] is False and decided[name]["difference"] == 0, decided[name]
         assert version_by_alias(name, CHAMPION).version == version
         assert version_by_alias(name, CHALLENGER).version != version
+    assert promotion["cvr_ranker"]["reason"].startswith("refused (first version)")
+    assert version_by_alias("cvr_ranker", CHAMPION) is None
     hash_after = instance.get_latest_materialization_event(
         dg.AssetKey("daily_ad_schedule")).asset_materialization.metadata["schedule_hash"].value
     assert hash_after == hash_before

@@ -48,7 +48,7 @@ def scheduled_user(service):
 
     schedule = pd.read_parquet(sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1])
     by_key = {pseudonymize(int(World.ids("user", i)), settings.pseudonym_salt): int(World.ids("user", i))
-              for i in range(150)}
+              for i in range(1000)}  # the fixture world's users
     user_id = by_key[schedule["user_key"].value_counts().index[0]]
     status, answer = call(f"{running.base}/users/{user_id}/ads?k=50")
     assert status == 200 and answer["ads"], answer

@@ -164,16 +164,20 @@ def read_schedule_inputs(conn, schedule_date: dt.date) -> ScheduleInputs:
 
 def schedule_with(alias: str, inputs: ScheduleInputs, schedule_date: dt.date, config: "ScheduleConfig",
                   as_of: pd.Timestamp):
-    """(scored candidates, allocation, CVR note) with the rankers that hold `alias` (champion or
-    challenger); without a CVR ranker, CPA candidates are priced by the pooled prior or left out."""
+    """(scored candidates, allocation, where pCTR and pCVR came from) with the rankers that hold `alias`
+    (champion or challenger); without a ranker, the popularity scorer stands in (CPA candidates are
+    left out when no conversion was ever seen)."""
     candidates = ChampionScorer.load(inputs.level_factors, alias).score(inputs.features, inputs.event_stream,
                                                                         as_of=as_of)
-    cvr_note = f"CVR {alias} scores every candidate"
+    sources = {task: f"{task.upper()} {alias} scores every candidate" for task in RANKER_NAMES}
+    if candidates["ctr_ranker_version"].isna().all():
+        sources["ctr"] = ("no CTR champion: pCTR is the ad's smoothed 7-day click rate (popularity scorer, "
+                          "ml/popularity.py)")
     if candidates["cvr_ranker_version"].isna().all():
-        candidates, cvr_note = apply_cvr_fallback(candidates, inputs.cvr_fallback)
+        candidates, sources["cvr"] = apply_cvr_fallback(candidates, inputs.cvr_fallback)
     result = allocate(candidates, inputs.campaigns, inputs.user_hours, schedule_date, config.allocation(),
                       hourly_traffic=inputs.hourly_traffic)
-    return candidates, result, cvr_note
+    return candidates, result, sources
 
 
 SCHEDULE_CHECKS = {
@@ -202,9 +206,10 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
     with platform.warehouse(read_only=True) as conn:
         inputs = read_schedule_inputs(conn, schedule_date)
     configure_mlflow(settings)
-    candidates, result, cvr_note = schedule_with(CHAMPION, inputs, schedule_date, config, end_of_partition(context))
-    if candidates["cvr_ranker_version"].isna().all():
-        context.log.warning(cvr_note)
+    candidates, result, sources = schedule_with(CHAMPION, inputs, schedule_date, config, end_of_partition(context))
+    for task in RANKER_NAMES:
+        if candidates[f"{task}_ranker_version"].isna().all():
+            context.log.warning(sources[task])
     campaigns = inputs.campaigns
     unscheduled_campaigns = inputs.unscheduled_campaigns
     allocation_config = config.allocation()
@@ -243,7 +248,8 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         "expected_value": round(diagnostics["total_expected_value"], 2),
         "expected_spend": round(float(schedule["expected_cost"].sum()), 2) if len(schedule) else 0.0,
         "dual_iterations": diagnostics["dual_iterations"],
-        "cvr_source": cvr_note,
+        "ctr_source": sources["ctr"],
+        "cvr_source": sources["cvr"],
         "campaigns_in_flight_without_ads": dg.MetadataValue.json(unscheduled_campaigns),
         "ranker_level_factors": dg.MetadataValue.json({
             task: float(candidates[f"{task}_level_factor"].iloc[0]) if len(candidates) else 1.0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ml.evaluation.metrics import auc, paired_auc_difference
-from ml.evaluation.value_gate import auc_guard
+from ml.evaluation.value_gate import GateResult, auc_guard, beats_trivial_scorers
 from ml.model_store import encoder_for_ranker, encoder_run_of, load_encoder, load_ranker
 from ml.rankers.features import ENCODER_FEATURES, labels_for
 from ml.rankers.mlflow_io import holdout_rows, holdout_score
@@ -18,7 +18,7 @@ from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.assets.encoder import ENCODER_MODEL_NAME, encoder_trained
 from orchestration.assets.holdout import model_label_plan
-from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES, holdout_path
+from orchestration.assets.rankers import PROMOTION_METRIC, RANKER_NAMES, RANKER_REPORT_FILE, holdout_path
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
 
@@ -93,6 +93,25 @@ def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str |
     return str(version.version), auc(labelled["label_click"].to_numpy(), labelled["encoder_logit"].to_numpy())
 
 
+FALLBACK_SCORER = {
+    "ctr": "the schedule scores pCTR with the popularity scorer (the ad's smoothed 7-day click rate)",
+    "cvr": "CPA candidates are priced with the popularity scorer (the ad's smoothed conversions per click)",
+}
+
+
+def first_version_verdict(settings, day, task: str) -> GateResult:
+    """A first version (no champion yet) must beat a constant scorer and the popularity baseline on its
+    holdout beyond noise (ml/evaluation/value_gate.py), read from the rankers' holdout report of the day."""
+    path = settings.data_root / "reports" / day.isoformat() / "rankers" / RANKER_REPORT_FILE
+    report = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "task"])
+    rows = report[report["task"] == task].set_index("model")
+    if not {"lightgbm", "popularity"} <= set(rows.index):
+        return GateResult(False, f"no holdout report comparing it with the popularity baseline ({path})")
+    model, popularity = rows.loc["lightgbm"], rows.loc["popularity"]
+    return beats_trivial_scorers(float(model["auc"]), float(model["auc_se"]),
+                                 float(popularity["reference_auc_minus_this"]), float(popularity["difference_se"]))
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=ONE_PARTITION_PER_RUN,
@@ -103,7 +122,8 @@ def encoder_holdout_auc(alias: str, scores: HoldoutEncoderScores) -> tuple[str |
     "and the encoder: the CTR test day; CVR: the clicks of the conversion holdout) and "
     "moves the `champion` alias only when the challenger is at least as good (AUC; for the rankers a "
     "guard: a ranker challenger not worse beyond noise is judged by the value of its schedule in "
-    "ranker_value_gate); then estimates each "
+    "ranker_value_gate; a first ranker version becomes champion only if it beats a constant scorer and the "
+    "popularity baseline beyond noise on its holdout, else the popularity scorer stands in); then estimates each "
     "champion ranker's off-policy level factor for scoring candidates (ml.ranker_level_corrections).",
 )
 def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResource):
@@ -138,7 +158,12 @@ def model_promotion(context: dg.AssetExecutionContext, platform: PlatformResourc
             None if champion is None else ranker_holdout_auc(champion, scores_by_task[task], task),
             PROMOTION_METRIC,
         )
-        if champion is not None and str(champion.version) != str(challenger.version):
+        if champion is None:
+            verdict = first_version_verdict(settings, day, task)
+            decision = dataclasses.replace(decision, promoted=verdict.passed, reason=(
+                f"first version: {verdict.reason}" if verdict.passed
+                else f"refused (first version): {verdict.reason}; {FALLBACK_SCORER[task]}"))
+        elif str(champion.version) != str(challenger.version):
             # AUC guards; the value of the schedule decides (ranker_value_gate, ml/evaluation/value_gate.py).
             guard = ranker_auc_guard(challenger, champion, scores_by_task[task], task)
             decision = dataclasses.replace(decision, promoted=False, reason=(
@@ -186,11 +211,11 @@ def champions_not_worse_than_challengers(context: dg.AssetCheckExecutionContext,
         if "skipped" in decision:
             # Not trained this partition; delivery fails with what to fix if it needs a missing champion.
             continue
+        if VALUE_PENDING in str(decision.get("reason", "")) or str(decision.get("reason", "")).startswith("refused"):
+            continue  # judged by the guard here and by ranker_value_gate; a refused first version leaves none
         if champion is None:
             problems.append(f"{decision['model']} has no champion")
             continue
-        if VALUE_PENDING in str(decision.get("reason", "")) or str(decision.get("reason", "")).startswith("refused"):
-            continue  # judged by the guard here and by ranker_value_gate's own check
         challenger_serving = str(champion.version) == str(decision["challenger_version"])
         champion_score = decision["champion_score"]
         if challenger_serving and champion_score is not None and decision["challenger_score"] < champion_score:
