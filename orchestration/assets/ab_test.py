@@ -13,7 +13,7 @@ from ml.simulator import GroundTruth
 from ml.simulator.ab_test import save_served_day, serve_ab_day, served_day_dir
 from ml.simulator.continuation import STATE_FILE, Continuation
 from ml.simulator.world import World
-from ml.warehouse import replace_rows
+from ml.warehouse import replace_rows, table_exists
 from orchestration.assets.common import partition_day
 from orchestration.assets.delivery import schedule_date_of
 from orchestration.assets.policy_value import ESTIMATES_TABLE, PREDICTED_LIFT
@@ -47,11 +47,10 @@ def schedule_positions(truth: GroundTruth, salt: str, schedule: pd.DataFrame) ->
 
 def predicted_lift(conn, schedule_date: dt.date) -> dict | None:
     """The paired DR lift over the logging policy that policy_value_estimates wrote for this schedule."""
-    try:
-        row = conn.execute(f"select estimate, ci_low, ci_high, holdout_day from {ESTIMATES_TABLE} "
-                           "where schedule_date = ? and policy = ?", [schedule_date, PREDICTED_LIFT]).fetchone()
-    except Exception:  # table not there yet: no estimate was made
+    if not table_exists(conn, ESTIMATES_TABLE):
         return None
+    row = conn.execute(f"select estimate, ci_low, ci_high, holdout_day from {ESTIMATES_TABLE} "
+                       "where schedule_date = ? and policy = ?", [schedule_date, PREDICTED_LIFT]).fetchone()
     if row is None:
         return None
     return {"predicted_lift": row[0], "predicted_ci_low": row[1], "predicted_ci_high": row[2],
