@@ -5,13 +5,19 @@ versions. Call `ml.registry.configure_mlflow` first.
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.models import Model
 
-from ml.rankers.explain import top_contributions
+from ml.rankers import ranker_pyfunc
+from ml.rankers.features import FeatureSpec
+from ml.rankers.ranker_model import RankerModel
 from ml.registry import CHAMPION, version_by_alias
 
 
@@ -20,32 +26,50 @@ class RegisteredRanker:
     name: str
     version: str
     run_id: str
-    model: mlflow.pyfunc.PyFuncModel
-
-    @property
-    def input_columns(self) -> list[str]:
-        return self.model.metadata.get_input_schema().input_names()
+    model: RankerModel
+    input_columns: list[str]  # the registered signature's columns
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict(frame[self.input_columns]), dtype=float)
+        return self.model.predict(frame[self.input_columns])
 
     def explain(self, frame: pd.DataFrame, top_k: int = 2) -> pd.DataFrame:
         """Top SHAP features per row from LightGBM's own pred_contrib, indexed like `frame`."""
-        wrapper = self.model.unwrap_python_model()
-        wrapper._ensure_loaded()
-        features = wrapper._feature_spec.transform(frame[self.input_columns])
-        explained = top_contributions(wrapper._booster.predict(features, pred_contrib=True),
-                                      wrapper._feature_spec.features, top_k)
+        explained = self.model.explain_encoded(self.model.encode(frame[self.input_columns]), top_k)
         explained.index = frame.index
         return explained
+
+
+def _ranker_model(model_uri: str) -> tuple[RankerModel, list[str]]:
+    """The ranker's files and signature columns. Versions registered before rankers were logged as
+    models from code hold a cloudpickled pyfunc: still loaded (a champion may be one), by unpickling."""
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    columns = Model.load(local).get_input_schema().input_names()
+    files = local / "artifacts" / ranker_pyfunc.ARTIFACT_KEY
+    if files.is_dir():
+        return RankerModel.load(files), columns
+    with open(local / "python_model.pkl", "rb") as pickled:
+        legacy = _LegacyRankerUnpickler(pickled).load()
+    return RankerModel(lgb.Booster(model_str=legacy.booster_model_string),
+                       FeatureSpec.from_dict(legacy.feature_spec_dict), legacy.calibrator), columns
+
+
+class _LegacyRankerState:
+    """The fields of the pickled pyfunc class adflow used before (ml.rankers.mlflow_io.RankerPyfunc)."""
+
+
+class _LegacyRankerUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("ml.rankers.mlflow_io", "RankerPyfunc"):
+            return _LegacyRankerState
+        return super().find_class(module, name)
 
 
 def load_ranker(name: str, alias: str = CHAMPION) -> RegisteredRanker | None:
     version = version_by_alias(name, alias)
     if version is None:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    return RegisteredRanker(name, str(version.version), version.run_id, model)
+    model, columns = _ranker_model(f"models:/{name}@{alias}")
+    return RegisteredRanker(name, str(version.version), version.run_id, model, columns)
 
 
 def load_encoder(name: str = "interest_encoder", alias: str = CHAMPION):

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from ml.model_store import load_ranker
 from ml.rankers import fit_ranker, split_by_day
 from ml.rankers.mlflow_io import (
     champion_holdout_score,
@@ -72,6 +74,11 @@ def test_good_ranker_becomes_champion_and_shuffled_one_does_not(mlflow_store, da
     # The registered champion predicts the same calibrated probabilities as the in-memory ranker.
     champion = load_champion_ranker(MODEL_NAME)
     np.testing.assert_allclose(champion.predict(test.head(200)), good.predict(test.head(200)), rtol=1e-6)
+    # ... from plain files: LightGBM's model text and JSON, no pickle to run on load.
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}@{CHAMPION}"))
+    assert not list(model_dir.rglob("*.pkl")) and (model_dir / "artifacts" / "ranker" / "booster.txt").exists()
+    registered = load_ranker(MODEL_NAME)
+    np.testing.assert_array_equal(registered.predict(test.head(200)), champion.predict(test.head(200)))
 
     shuffled = train.assign(label_click=np.random.default_rng(0).permutation(train["label_click"].to_numpy()))
     worse = fit_ranker(shuffled, valid, "ctr")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pipeline_fixture import materialized_pipeline
-from serving_process import call, running_service
+from serving.process import call, running_service
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from pipeline_fixture import materialized_pipeline
-from serving_process import REPO, TOKEN_ENV, call, running_service
+from serving.process import REPO, TOKEN_ENV, call, running_service
 
 pytestmark = pytest.mark.integration
 

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from importlib.metadata import version as package_version
+from pathlib import Path
 
 import mlflow
-import mlflow.pytorch
+import mlflow.pyfunc
 import numpy as np
 import torch
 from mlflow.models import infer_signature
 
+from ml.encoder import encoder_pyfunc
 from ml.encoder.fitted import FittedEncoder
 from ml.encoder.model import SEQUENCE_INPUTS, PackedClickScorer
 from ml.registry import register_challenger
+
+RUNTIME_PACKAGES = ("torch", "numpy", "pandas", "pyarrow", "mlflow")
 
 
 def packed_input_example(fitted: FittedEncoder, n_rows: int = 2) -> np.ndarray:
@@ -40,16 +45,21 @@ def log_encoder_to_mlflow(fitted: FittedEncoder, registered_name: str = "interes
             mlflow.log_metrics(_numeric({k: v for k, v in epoch_metrics.items() if k != "epoch"}),
                                step=int(epoch_metrics["epoch"]))
         mlflow.log_metrics({f"final_{k}": v for k, v in _numeric(fitted.metrics).items()})
-        with tempfile.TemporaryDirectory() as saved:
-            # The FittedEncoder folder (weights, config, ad catalog) lets Python scoring reload it.
-            mlflow.log_artifacts(str(fitted.save(saved)), artifact_path="fitted_encoder")
         scorer = PackedClickScorer(fitted.model).cpu().eval()
         example = packed_input_example(fitted)
         with torch.no_grad():
             example_output = scorer(torch.from_numpy(example)).numpy()
-        model_info = mlflow.pytorch.log_model(
-            scorer, name="model", signature=infer_signature(example, example_output), input_example=example,
-        )
         fitted.model.to(fitted.device_choice.device)
+        with tempfile.TemporaryDirectory() as saved:
+            # The FittedEncoder folder (weights, config, ad catalog) lets Python scoring reload it,
+            # and is the registered model's only data: loading it runs no pickled code.
+            files = str(fitted.save(saved))
+            mlflow.log_artifacts(files, artifact_path="fitted_encoder")
+            model_info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(Path(encoder_pyfunc.__file__)),
+                artifacts={encoder_pyfunc.ARTIFACT_KEY: files},
+                signature=infer_signature(example, example_output), input_example=example,
+                pip_requirements=[f"{package}=={package_version(package)}" for package in RUNTIME_PACKAGES],
+            )
         version = register_challenger(model_info.model_uri, registered_name, tags=tags)
     return run.info.run_id, version

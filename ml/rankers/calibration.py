@@ -43,6 +43,34 @@ class Calibrator:
         # Keep probabilities strictly inside (0, 1): downstream logloss and log-odds bids need it.
         return np.clip(calibrated, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
 
+    def to_dict(self) -> dict[str, object]:
+        """The fitted numbers as JSON (a registered model holds no pickled object)."""
+        if self.method == "platt":
+            return {"method": "platt", "coef": float(self.platt.coef_[0, 0]),
+                    "intercept": float(self.platt.intercept_[0])}
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": self.isotonic.X_thresholds_.tolist(),
+                    "y": self.isotonic.y_thresholds_.tolist(), "increasing": bool(self.isotonic.increasing_)}
+        return {"method": self.method}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, object]) -> "Calibrator":
+        """The calibrator `to_dict` wrote, predicting exactly as the fitted one did."""
+        method = payload["method"]
+        if method == "platt":
+            platt = LogisticRegression(C=1e6)
+            platt.classes_, platt.n_features_in_ = np.array([0, 1]), 1
+            platt.coef_, platt.intercept_ = np.array([[payload["coef"]]]), np.array([payload["intercept"]])
+            return cls(method="platt", platt=platt)
+        if method == "isotonic":
+            x, y = np.asarray(payload["x"], dtype=float), np.asarray(payload["y"], dtype=float)
+            isotonic = IsotonicRegression(y_min=PROBABILITY_FLOOR, y_max=1 - PROBABILITY_FLOOR, out_of_bounds="clip")
+            isotonic.X_thresholds_, isotonic.y_thresholds_, isotonic.X_min_, isotonic.X_max_ = x, y, x.min(), x.max()
+            isotonic.increasing_ = payload["increasing"]
+            isotonic._build_f(x, y)  # the interpolation predict() reads, as fit() builds it
+            return cls(method="isotonic", isotonic=isotonic)
+        return cls(method=method)
+
 
 def fit_calibrator(raw_probabilities, labels, method: CalibrationMethod = "auto") -> Calibrator:
     raw = np.asarray(raw_probabilities, dtype=float)

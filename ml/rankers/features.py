@@ -131,6 +131,20 @@ class FeatureSpec:
                 columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         return pd.DataFrame(columns, index=frame.index)
 
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """`transform` as the float matrix LightGBM makes of it (categoricals as their level codes,
+        an unseen level NaN): callers that score the same rows often encode them once."""
+        transformed = self.transform(frame)
+        matrix = np.empty((len(transformed), len(self.features)), dtype=np.float64)
+        for position, name in enumerate(self.features):
+            column = transformed[name]
+            if name in self.categorical_levels:
+                codes = column.cat.codes.to_numpy()
+                matrix[:, position] = np.where(codes >= 0, codes, np.nan)
+            else:
+                matrix[:, position] = column.to_numpy()
+        return matrix
+
     def to_dict(self) -> dict[str, object]:
         return {"features": list(self.features), "categorical_levels": self.categorical_levels}
 

@@ -1,18 +1,19 @@
 """MLflow logging, registration and champion scoring for rankers.
 
-The logged model is a pyfunc holding the booster (as LightGBM's model string), the calibrator and
-the frozen categorical levels, so `mlflow.pyfunc.load_model('models:/ctr_ranker@champion')
+The logged model is a model from code (`ml/rankers/ranker_pyfunc.py`) over plain files: the booster
+as LightGBM's model text, the calibrator and the frozen categorical levels as JSON
+(`ml.rankers.ranker_model`). `mlflow.pyfunc.load_model('models:/ctr_ranker@champion')
 .predict(feature_frame)` returns calibrated probabilities with the training-time codes, in any
-process that can import `ml` (serving, Dagster steps, notebooks).
+process that can import `ml` (serving, Dagster steps, notebooks), and loading runs no pickled code.
 """
 from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from importlib.metadata import version as package_version
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import mlflow.pyfunc
 import numpy as np
@@ -21,8 +22,8 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
 from ml.evaluation import metrics as evaluation_metrics
-from ml.rankers.calibration import Calibrator
-from ml.rankers.features import FeatureSpec, labels_for
+from ml.rankers import ranker_pyfunc
+from ml.rankers.features import labels_for
 from ml.rankers.training import FittedRanker
 from ml.registry import (
     CHAMPION,
@@ -42,44 +43,15 @@ NUMERIC_DATA_TYPES = (DataType.integer, DataType.long, DataType.float, DataType.
 HIGHER_IS_BETTER = {"auc": True, "gauc": True, "logloss": False, "ece": False}
 
 
-class RankerPyfunc(mlflow.pyfunc.PythonModel):
-    """Feature frame in, calibrated probabilities out."""
-
-    def __init__(self, fitted: FittedRanker):
-        self.task = fitted.task
-        self.booster_model_string = fitted.booster.model_to_string(num_iteration=fitted.best_iteration)
-        self.feature_spec_dict = fitted.feature_spec.to_dict()
-        self.calibrator: Calibrator = fitted.calibrator
-        self._booster: lgb.Booster | None = None
-        self._feature_spec: FeatureSpec | None = None
-
-    def load_context(self, context) -> None:
-        self._ensure_loaded()
-
-    def _ensure_loaded(self) -> None:
-        if self._booster is None:
-            self._booster = lgb.Booster(model_str=self.booster_model_string)
-            self._feature_spec = FeatureSpec.from_dict(self.feature_spec_dict)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_booster"], state["_feature_spec"] = None, None  # rebuilt from the model string on load
-        return state
-
-    def predict(self, context, model_input, params=None):
-        self._ensure_loaded()
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        raw = self._booster.predict(self._feature_spec.transform(frame))
-        return self.calibrator.transform(raw)
-
-
 def _model_signature(example: pd.DataFrame, output: np.ndarray) -> ModelSignature:
     """Inferred signature with numeric columns typed `Any` (names and presence still enforced).
 
     MLflow rejects int64 -> double and double -> int64, yet one mart column arrives as int64 on a
     day without NULLs and as float64 on a day with one; FeatureSpec.transform coerces both.
     """
-    inferred = infer_signature(example, output)
+    with warnings.catch_warnings():  # its hint on integer columns and missing values: they become Any here
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        inferred = infer_signature(example, output)
     columns = [
         ColSpec(AnyType(), column.name, required=column.required) if column.type in NUMERIC_DATA_TYPES else column
         for column in inferred.inputs.inputs
@@ -131,15 +103,16 @@ def log_ranker_to_mlflow(
             mlflow.log_artifact(str(plot_path), artifact_path="plots")
 
         example = fitted.input_example
-        python_model = RankerPyfunc(fitted)
-        signature = _model_signature(example, python_model.predict(None, example))
-        model_info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT_NAME,
-            python_model=python_model,
-            signature=signature,
-            input_example=example,
-            pip_requirements=[f"{package}=={package_version(package)}" for package in RUNTIME_PACKAGES],
-        )
+        deployed = fitted.deployable()
+        with tempfile.TemporaryDirectory() as scratch:
+            model_info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT_NAME,
+                python_model=str(Path(ranker_pyfunc.__file__)),
+                artifacts={ranker_pyfunc.ARTIFACT_KEY: str(deployed.save(Path(scratch) / "ranker"))},
+                signature=_model_signature(example, deployed.predict(example)),
+                input_example=example,
+                pip_requirements=[f"{package}=={package_version(package)}" for package in RUNTIME_PACKAGES],
+            )
         model_version = register_challenger(model_info.model_uri, registered_name, tags={**tags, "run_id": run.info.run_id})
     return run.info.run_id, str(model_version.version)
 

@@ -16,6 +16,7 @@ from ml.ordering import in_key_order
 from ml.rankers.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from ml.rankers.explain import top_contributions
 from ml.rankers.features import FeatureSpec, labels_for
+from ml.rankers.ranker_model import RankerModel
 from ml.settings import Settings
 
 Task = Literal["ctr", "cvr"]
@@ -94,6 +95,10 @@ class FittedRanker:
         explained = top_contributions(self.contributions(frame), self.feature_spec.features, top_k)
         explained.index = frame.index
         return explained
+
+    def deployable(self) -> RankerModel:
+        """What gets registered: the booster at its best iteration, the levels and the calibrator."""
+        return RankerModel.of(self.booster, self.best_iteration, self.feature_spec, self.calibrator)
 
     def feature_importance(self) -> pd.DataFrame:
         gains = self.booster.feature_importance(importance_type="gain", iteration=self.best_iteration)

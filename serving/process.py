@@ -1,4 +1,4 @@
-"""The serving process as the tests use it: a real `python -m serving` over real HTTP, in its own
+"""The serving process as the tests and benchmarks/serving_load.py use it: a real `python -m serving` over real HTTP, in its own
 session with default signal handling, stopped by killing its process group by pid (a background
 server on this machine may ignore SIGINT/SIGTERM). Its output goes to a file, read after the fact
 (a pipe nobody reads would fill up and stall the server)."""
@@ -17,8 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.auth import TOKEN_ENV
+
 REPO = Path(__file__).resolve().parents[1]
-TOKEN_ENV = "ADFLOW_SERVING_TOKEN"
 
 
 def free_port() -> int:

@@ -1,0 +1,194 @@
+"""Load on the real-time service: `python -m serving` started on a data root, driven over HTTP on
+127.0.0.1 by `--concurrency` clients that each send their next request as soon as the last one is
+answered (a closed loop, as an ad server's connection pool does), for a bounded number of requests.
+
+Three paths, one after another in the same run:
+- cached: GET /users/{user}/ads for random scheduled users (nothing new since the schedule);
+- post:   POST /events with one behavior event for a random scheduled user;
+- fresh:  POST an event for a user, then GET that user's ads (the GET rescoring with the event is timed).
+
+It prints p50/p95/p99/max latency and requests per second per path, and the service's peak resident
+memory (its processes summed, sampled every 20 ms). The service runs on a throwaway copy of the data
+root's serving inputs, so the posted events never land in the root's own landing folder.
+`--replicate-users K` serves every scheduled user K times under new ids (K x the users, same models),
+to measure the service at scale. The client shares this machine's cores with the service. On demand:
+
+    .venv/bin/python benchmarks/serving_load.py [--data-root PATH] [--requests 3000] [--concurrency 8]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import pandas as pd
+import psutil
+
+from ml.settings import Settings, pseudonymize
+from serving.process import running_service
+
+PATHS = ("cached", "post", "fresh")
+
+
+class PeakMemory:
+    """The highest resident memory of a process and its children, sampled in a thread."""
+
+    def __init__(self, pid: int, every_s: float = 0.02):
+        self.process, self.every_s, self.peak = psutil.Process(pid), every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                processes = [self.process, *self.process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in processes))
+            except psutil.Error:
+                pass
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def serving_copy(settings: Settings, destination: Path) -> Path:
+    """What the service reads (warehouse, latest schedule, MLflow store, models) without the landing
+    folder, so the events the benchmark posts land in the copy."""
+    for name in ("warehouse.duckdb", "mlflow", "models"):
+        source = settings.data_root / name
+        target = destination / name
+        if source.is_dir():
+            os.symlink(source, target)  # read only by the service
+        elif source.exists():
+            shutil.copy2(source, target)  # DuckDB may need to replay its WAL next to the file
+    schedule = sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1]
+    (destination / "schedules" / schedule.parent.name).mkdir(parents=True)
+    shutil.copy2(schedule, destination / "schedules" / schedule.parent.name / "schedule.parquet")
+    return destination
+
+
+def scheduled_users(settings: Settings) -> tuple[list[str], dict[str, int], dt.date]:
+    """The schedule's user keys, the user_id behind each (from the landing users), and its date."""
+    path = sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1]
+    keys = pd.read_parquet(path, columns=["user_key"])["user_key"].unique().tolist()
+    user_ids = pd.concat(pd.read_parquet(p, columns=["user_id"]) for p in
+                         sorted((settings.landing_dir / "users").rglob("*.parquet")))["user_id"].unique()
+    id_of = {pseudonymize(int(u), settings.pseudonym_salt): int(u) for u in user_ids}
+    return keys, {key: id_of[key] for key in keys if key in id_of}, dt.date.fromisoformat(path.parent.name[5:])
+
+
+async def _drive(base: str, token: str, concurrency: int, requests: int, make_requests) -> dict[str, list[float]]:
+    """Runs `requests` units of work over `concurrency` connections; a unit is a list of (label,
+    method, path, json) sent in order. Returns the latencies (s) per label and the wall time."""
+    latencies: dict[str, list[float]] = {}
+    remaining = iter(range(requests))
+    headers = {"authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
+        async def client() -> None:
+            for number in remaining:
+                for label, method, path, body in make_requests(number):
+                    started = time.perf_counter()
+                    async with session.request(method, path, json=body) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{method} {path} answered {response.status}: "
+                                               f"{(await response.text())[:500]}")
+                    latencies.setdefault(label, []).append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        latencies["_wall"] = [time.perf_counter() - started]
+    return latencies
+
+
+def _row(path: str, measured: dict[str, list[float]]) -> dict:
+    """Latencies of the path's own requests; req/s counts every request of its phase (the fresh
+    phase's POSTs too)."""
+    ms = np.asarray(measured[path]) * 1000
+    sent = sum(len(times) for label, times in measured.items() if label != "_wall")
+    return {"path": path, "requests": len(ms), "p50 ms": np.percentile(ms, 50), "p95 ms": np.percentile(ms, 95),
+            "p99 ms": np.percentile(ms, 99), "max ms": ms.max(), "req/s": sent / measured["_wall"][0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=None, help="a data root with a schedule "
+                        "(default: AD_DATA_ROOT or .data, as `make demo` leaves it)")
+    parser.add_argument("--requests", type=int, default=3000, help="per path")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    settings = Settings.from_env()
+    if args.data_root is not None:
+        settings = Settings.from_env({**os.environ, "AD_DATA_ROOT": str(args.data_root)})
+    keys, user_id_of, schedule_date = scheduled_users(settings)
+    posting_users = sorted(user_id_of.items())
+    rng = random.Random(args.seed)
+    start_ts = pd.Timestamp(schedule_date) + pd.Timedelta(hours=8)
+    first_event_id = 8_000_000_000_000_000 + rng.randrange(10**12)  # far from the simulator's ids
+    catalog = pd.read_parquet(sorted((settings.landing_dir / "ads").rglob("*.parquet"))[0],
+                              columns=["category_id", "brand_id"]).drop_duplicates().to_numpy().tolist()
+    token = secrets.token_urlsafe(24)
+
+    def get(number: int) -> list:
+        return [("cached", "GET", f"/users/{rng.choice(keys)}/ads", None)]
+
+    def event(number: int, user_id: int) -> dict:
+        category_id, brand_id = rng.choice(catalog)
+        ts = (start_ts + pd.Timedelta(milliseconds=number)).isoformat()
+        return {"behavior_events": [{"event_id": first_event_id + number, "user_id": user_id, "ts": ts,
+                                     "event_type": "view", "item_id": rng.randrange(1, 10**6),
+                                     "category_id": int(category_id), "brand_id": int(brand_id)}]}
+
+    def post(number: int) -> list:
+        return [("post", "POST", "/events", event(number, rng.choice(posting_users)[1]))]
+
+    def post_then_get(number: int) -> list:
+        key, user_id = rng.choice(posting_users)
+        return [("post", "POST", "/events", event(10**9 + number, user_id)),
+                ("fresh", "GET", f"/users/{key}/ads", None)]
+
+    with tempfile.TemporaryDirectory(prefix="serving-load-") as scratch:
+        root = serving_copy(settings, Path(scratch))
+        env = {**os.environ, "AD_DATA_ROOT": str(root), "DAGSTER_HOME": str(root / "dagster_home")}
+        started = time.perf_counter()
+        with running_service(root / "service.log", token, env=env) as service:
+            load_s = time.perf_counter() - started
+            rows = []
+            with PeakMemory(service.process.pid) as memory:
+                asyncio.run(_drive(service.base, token, args.concurrency, args.warmup, get))
+                for label, work in (("cached", get), ("post", post), ("fresh", post_then_get)):
+                    measured = asyncio.run(_drive(service.base, token, args.concurrency, args.requests, work))
+                    rows.append(_row(label, measured))
+            peak_gib = memory.peak / 2**30
+
+    table = pd.DataFrame(rows)
+    print(f"service on {len(keys):,} scheduled users ({schedule_date}), concurrency {args.concurrency}, "
+          f"{args.requests:,} requests per path, snapshot load {load_s:.1f} s, peak memory {peak_gib:.2f} GiB, "
+          f"{os.cpu_count()} cores shared with the client")
+    print(table.to_markdown(index=False, floatfmt=".1f"))
+    by_path = table.set_index("path")
+    rate = min(by_path.loc["cached", "req/s"], by_path.loc["fresh", "req/s"])
+    print(f"serving: cached p99 {by_path.loc['cached', 'p99 ms']:.1f} ms, fresh p99 {by_path.loc['fresh', 'p99 ms']:.1f} "
+          f"ms at {rate:.0f} req/s; post p99 {by_path.loc['post', 'p99 ms']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
