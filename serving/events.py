@@ -1,5 +1,6 @@
-"""Events posted to the service: validated against the landing contract, turned into rows of the
-stream the re-ranking reads, and written as landing files for the next daily run (the feedback loop)."""
+"""Events posted to the service: validated against the landing contract, made into one frame per
+contract table (serving/history.py turns them into the users' sequences), and written as landing
+files for the next daily run (the feedback loop)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,20 +10,19 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ml.ingest.contract import get_contract
-from ml.settings import Settings, pseudonymize
+from ml.settings import Settings
 
 EVENT_TABLES = ("behavior_events", "ad_events")
 MAX_EVENTS_PER_TABLE = 10_000  # per request; larger deliveries belong in landing files
 ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "VARCHAR": pa.string(),
                "TIMESTAMP": pa.timestamp("us"), "DATE": pa.date32(), "BOOLEAN": pa.bool_()}
-STREAM_COLUMNS = ["user_key", "ts", "event_date", "event_type", "item_id", "category_id", "brand_id", "ad_id",
-                  "event_id"]
 
 
 # Strict: a JSON boolean, float or string is not an id, and ids fit the warehouse's BIGINT.
@@ -104,33 +104,14 @@ def empty_contract_frame(table: str) -> pd.DataFrame:
 
 
 def contract_frames(batch: EventBatch) -> dict[str, pd.DataFrame]:
-    """One frame per table in the contract's column order, ts as naive UTC."""
+    """One frame per table in the contract's column order, ts as naive UTC (as validated)."""
     frames = {}
     for table in EVENT_TABLES:
-        contract = get_contract(table)
-        frame = pd.DataFrame([event.model_dump() for event in getattr(batch, table)],
-                             columns=list(contract.column_names))
-        ts = pd.to_datetime(frame["ts"], utc=True) if len(frame) else pd.Series([], dtype="datetime64[us, UTC]")
-        frame["ts"] = ts.dt.tz_localize(None).astype("datetime64[us]")
-        frames[table] = frame
+        events, names = getattr(batch, table), get_contract(table).column_names
+        columns = {name: [getattr(event, name) for event in events] for name in names}
+        columns["ts"] = np.array(columns["ts"], dtype="datetime64[us]")
+        frames[table] = pd.DataFrame(columns, columns=list(names))
     return frames
-
-
-def stream_rows(frames: dict[str, pd.DataFrame], salt: str, ad_catalog: pd.DataFrame) -> pd.DataFrame:
-    """Rows in user_event_stream's shape (see its dbt model): behavior events, and ad clicks as
-    'ad_click' events carrying the ad's category and brand (`ad_catalog` indexed by ad_id)."""
-    behavior = frames["behavior_events"].assign(ad_id=pd.NA)
-    clicks = frames["ad_events"][frames["ad_events"]["event_type"] == "click"]
-    clicks = clicks.assign(event_type="ad_click", item_id=pd.NA).join(ad_catalog, on="ad_id")
-    parts = [part for part in (behavior, clicks) if len(part)]
-    if not parts:
-        return pd.DataFrame(columns=STREAM_COLUMNS)
-    rows = pd.concat(parts, ignore_index=True)
-    rows["user_key"] = [pseudonymize(int(user_id), salt) for user_id in rows["user_id"]]
-    rows["event_date"] = rows["ts"].dt.normalize()
-    for column in ("item_id", "category_id", "brand_id", "ad_id"):
-        rows[column] = rows[column].astype("Int64")
-    return rows[STREAM_COLUMNS]
 
 
 def _fsync_directory(folder: Path) -> None:

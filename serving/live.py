@@ -13,25 +13,28 @@ import numpy as np
 import pandas as pd
 
 from ml.settings import pseudonymize
-from serving.events import EVENT_TABLES, STREAM_COLUMNS, empty_contract_frame, stream_rows
+from serving.events import EVENT_TABLES, empty_contract_frame
+from serving.history import UserHistory, posted_histories
 from serving.snapshot import Snapshot
 
 
 class LiveEvents:
     def __init__(self, salt: str):
         self.salt = salt
-        self.frames: dict[str, pd.DataFrame] = {table: empty_contract_frame(table) for table in EVENT_TABLES}
+        self.posted: dict[str, list[pd.DataFrame]] = {table: [] for table in EVENT_TABLES}  # in arrival order
         self.ids: dict[str, set[int]] = {table: set() for table in EVENT_TABLES}
-        self.stream_by_user: dict[str, pd.DataFrame] = {}
+        self.histories: dict[str, UserHistory] = {}  # user_key -> events posted for the user
         self.impressions: dict[str, Counter] = {}  # user_key -> (ad_id, date) -> impressions delivered
 
-    def split_new(self, frames: dict[str, pd.DataFrame], snapshot: Snapshot) -> tuple[dict, dict]:
+    def split_new(self, frames: dict[str, pd.DataFrame], snapshot: Snapshot,
+                  pending: dict[str, set[int]] | None = None) -> tuple[dict, dict]:
         """(new events per table, ids of duplicates per table): repeated in the batch, posted
-        before, or already ingested."""
+        before (or `pending`: in an earlier request of the same landing write), or already ingested."""
         new, duplicates = {}, {}
         for table, frame in frames.items():
             ids = frame["event_id"].to_numpy(dtype=np.int64)
-            posted = np.array([int(i) in self.ids[table] for i in ids], dtype=bool)
+            earlier = (pending or {}).get(table, set())
+            posted = np.array([int(i) in self.ids[table] or int(i) in earlier for i in ids], dtype=bool)
             seen = frame["event_id"].duplicated().to_numpy() | posted | snapshot.already_ingested(table, ids)
             new[table], duplicates[table] = frame[~seen], [int(i) for i in ids[seen]]
         return new, duplicates
@@ -41,18 +44,21 @@ class LiveEvents:
         frames swapped in."""
         for table, frame in frames.items():
             if len(frame):
-                self.frames[table] = pd.concat([self.frames[table], frame], ignore_index=True) \
-                    if len(self.frames[table]) else frame.reset_index(drop=True)
-                self.ids[table].update(int(i) for i in frame["event_id"])
-        rows = stream_rows(frames, self.salt, snapshot.ad_catalog)
-        for user_key, user_rows in rows.groupby("user_key"):
-            before = self.stream_by_user.get(user_key)
-            self.stream_by_user[user_key] = user_rows if before is None else pd.concat([before, user_rows],
-                                                                                       ignore_index=True)
+                self.posted[table].append(frame)
+                self.ids[table].update(frame["event_id"].tolist())
+        user_keys = {user_id: self.user_key(user_id) for frame in frames.values() for user_id in
+                     set(frame["user_id"].tolist())}
+        # The sequence tokens and feature arrays made once, here, not per request.
+        for user_key, posted in posted_histories(frames, user_keys, snapshot.ad_catalog,
+                                                 snapshot.scorer.encoders).items():
+            before = self.histories.get(user_key)
+            self.histories[user_key] = posted if before is None else before.merged(posted)
         shown = frames["ad_events"][frames["ad_events"]["event_type"] == "impression"]
-        for user_id, ad_id, ts in zip(shown["user_id"], shown["ad_id"], shown["ts"]):
-            user_key = pseudonymize(int(user_id), self.salt)
-            self.impressions.setdefault(user_key, Counter())[(int(ad_id), ts.date())] += 1
+        for user_id, ad_id, ts in zip(shown["user_id"].tolist(), shown["ad_id"].tolist(), shown["ts"]):
+            self.impressions.setdefault(user_keys[user_id], Counter())[(int(ad_id), ts.date())] += 1
+
+    def user_key(self, user_id: int) -> str:
+        return pseudonymize(int(user_id), self.salt)
 
     def rebased(self, snapshot: Snapshot) -> "LiveEvents":
         """What a newly loaded snapshot still needs from the events posted so far: the ones its event
@@ -60,7 +66,7 @@ class LiveEvents:
         of its schedule date. Ids stay remembered, so a retry is still recognised as a duplicate."""
         fresh = LiveEvents(self.salt)
         keep = {}
-        for table, frame in self.frames.items():
+        for table, frame in self.frames().items():
             missing = ~snapshot.in_stream(table, frame["event_id"].to_numpy(dtype=np.int64))
             if table == "ad_events":
                 feeds_sequences = (frame["event_type"] == "click").to_numpy()
@@ -71,16 +77,21 @@ class LiveEvents:
         fresh.ids = {table: set(ids) for table, ids in self.ids.items()}
         return fresh
 
-    def user_stream(self, snapshot: Snapshot, user_key: str) -> tuple[pd.DataFrame, int]:
+    def user_history(self, snapshot: Snapshot, user_key: str) -> tuple[UserHistory, int]:
         """The user's loaded events plus those posted since, and how many were posted since."""
-        loaded, posted = snapshot.user_events(user_key), self.stream_by_user.get(user_key)
-        if posted is None or posted.empty:
+        loaded, posted = snapshot.histories.of(user_key), self.histories.get(user_key)
+        if posted is None:
             return loaded, 0
-        return pd.concat([loaded, posted[STREAM_COLUMNS]], ignore_index=True), len(posted)
+        return loaded.merged(posted), len(posted)
 
     def delivered(self, user_key: str, day) -> dict[int, int]:
         """Impressions of each ad delivered to the user on `day` (posted since load)."""
         return {ad_id: n for (ad_id, date), n in list(self.impressions.get(user_key, {}).items()) if date == day}
 
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every event posted since load, per table."""
+        return {table: pd.concat(parts, ignore_index=True) if parts else empty_contract_frame(table)
+                for table, parts in self.posted.items()}
+
     def counts(self) -> dict[str, int]:
-        return {table: len(frame) for table, frame in self.frames.items()}
+        return {table: sum(len(part) for part in parts) for table, parts in self.posted.items()}

@@ -62,7 +62,7 @@ class Service:
 
 @contextlib.contextmanager
 def running_service(log_path: Path, token: str | None, env: dict | None = None, host: str = "127.0.0.1",
-                    startup_seconds: float = 180):
+                    startup_seconds: float = 180, cwd: Path = REPO):
     """Starts `python -m serving` on a free loopback port (AD_* settings from `env` or this process)
     and yields a Service once /health answers; always killed on the way out."""
     port = free_port()
@@ -71,7 +71,7 @@ def running_service(log_path: Path, token: str | None, env: dict | None = None, 
     if token is not None:
         env[TOKEN_ENV] = token
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "serving", "--host", host, "--port", str(port)], cwd=REPO,
+        process = subprocess.Popen([sys.executable, "-m", "serving", "--host", host, "--port", str(port)], cwd=cwd,
                                    env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     service = Service(f"http://127.0.0.1:{port}", process, log_path, token)
     try:

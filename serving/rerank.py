@@ -4,19 +4,20 @@ Only ads the allocator planned for the user are served, so the budgets, caps and
 planned stay valid: fresh events change their scores and order, not the plan. Each schedule row
 is one planned impression; impressions already delivered today (posted to /events) use up the
 planned rows of their ad, earliest hour first, so an ad is never served more often than planned.
+
+Plain Python over one user's few rows: a request must take about a millisecond.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from ml.allocation.value import expected_value
-from ml.rankers.live_features import refresh_user_features
+from serving.history import UserHistory
 from serving.snapshot import Snapshot
 
-RESPONSE_COLUMNS = ["rank", "ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "value",
-                    "planned_pctr", "planned_pcvr", "planned_value", "reason", "top_features", "propensity"]
 # The probability this policy shows an ad in its slot, logged so that off-policy evaluation can use
 # served impressions: the ranking is deterministic (same state, same answer), so every ad it returns
 # is shown with probability 1. An exploration rule would set it per ad.
@@ -25,7 +26,7 @@ POLICY_PROPENSITY = 1.0
 
 @dataclass
 class Ranking:
-    ads: pd.DataFrame  # RESPONSE_COLUMNS, best first, at most k rows
+    ads: list[dict]  # the Ad answer rows, best first, at most k
     fresh_events: int  # events posted for the user since the snapshot was loaded
     used_up: list[int]  # scheduled ads whose planned impressions (in the hour asked) were all delivered
     as_of: pd.Timestamp  # sequences were cut strictly before this time
@@ -35,62 +36,94 @@ class Ranking:
 def remaining_plan(planned: pd.DataFrame, delivered: dict[int, int]) -> pd.DataFrame:
     """The planned rows left once each ad's delivered impressions used up its earliest rows."""
     planned = planned.sort_values(["hour", "slot", "ad_id"])
-    used = planned.groupby("ad_id").cumcount().to_numpy() < planned["ad_id"].map(delivered).fillna(0).to_numpy()
-    return planned[~used]
+    return planned[~used_rows(planned["ad_id"].tolist(), delivered)]
 
 
-def _reason(row, fresh_events: int) -> str:
-    why = str(row["planned_reason"]).split("; top features:")[0]
+def used_rows(ad_ids: list[int], delivered: dict[int, int]) -> np.ndarray:
+    """For rows in (hour, slot) order: is the row used up by a delivered impression of its ad?"""
+    seen: Counter = Counter()
+    used = np.zeros(len(ad_ids), dtype=bool)
+    for row, ad_id in enumerate(ad_ids):
+        used[row] = seen[ad_id] < delivered.get(ad_id, 0)
+        seen[ad_id] += 1
+    return used
+
+
+def _value(bid: float, bid_type: str, pctr: float, pcvr: float | None) -> float:
+    """ml.allocation.value.expected_value for one row: bid x pCTR, x pCVR for conversion bids."""
+    return bid * pctr * pcvr if str(bid_type).lower() == "cpa" else bid * pctr
+
+
+def _reason(planned_reason: str, value: float, planned_value: float, fresh_events: int, top_features: str) -> str:
+    why = str(planned_reason).split("; top features:")[0]
     if fresh_events:
         events = f"{fresh_events} fresh event" + ("" if fresh_events == 1 else "s")
-        change = f"{events}: value {row['value']:.4f} vs {row['planned_value']:.4f} planned"
+        change = f"{events}: value {value:.4f} vs {planned_value:.4f} planned"
     else:
-        change = f"no fresh events: value {row['value']:.4f} as planned"
-    return f"{why}; {change}; top features: {row['top_features']}"
+        change = f"no fresh events: value {value:.4f} as planned"
+    return f"{why}; {change}; top features: {top_features}"
 
 
-def rerank(snapshot: Snapshot, user_key: str, events: pd.DataFrame, fresh_events: int,
-           delivered: dict[int, int], hour: int | None = None, k: int = 4, rescore: bool = False) -> Ranking:
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN -> None
+
+
+def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events: int, delivered: dict[int, int],
+           hour: int | None = None, k: int = 4, rescore: bool = False) -> Ranking:
     """The user's scheduled ads still to deliver (for `hour` if given), best fresh expected value first.
 
-    `events` is the user's event stream including posted events; `delivered` the impressions per ad
+    `history` holds the user's events including posted ones; `delivered` the impressions per ad
     already shown on the schedule date. Without fresh events the schedule's own scores are
     returned (same inputs, same models: the same numbers) unless `rescore`.
     """
     # Sequences are cut strictly before `as_of`: now means just after the latest event we know of.
-    as_of = pd.Timestamp(snapshot.schedule_date)
-    if len(events):
-        as_of = max(as_of, pd.Timestamp(events["ts"].max()) + pd.Timedelta(microseconds=1))
-    scheduled = snapshot.user_schedule(user_key)
-    planned = remaining_plan(scheduled, delivered)  # over the whole day: deliveries use up the earliest rows
-    if hour is not None:
-        scheduled, planned = scheduled[scheduled["hour"] == hour], planned[planned["hour"] == hour]
-    used_up = sorted(set(scheduled["ad_id"]) - set(planned["ad_id"]))
-    if planned.empty:
-        return Ranking(pd.DataFrame(columns=RESPONSE_COLUMNS), fresh_events, used_up, as_of, False)
-    features = snapshot.user_features(user_key)
-    features = features[features["ad_id"].isin(planned["ad_id"])]
-    nothing_new = fresh_events == 0 and (events.empty or events["ts"].max() < pd.Timestamp(snapshot.schedule_date))
+    day_start_ns = pd.Timestamp(snapshot.schedule_date).value
+    latest_ns = history.latest_ns
+    as_of_ns = day_start_ns if latest_ns is None else max(day_start_ns, latest_ns + 1_000)  # + 1 µs
+    as_of = pd.Timestamp(as_of_ns)
+    plan_rows = snapshot.schedule_rows.get(user_key, slice(0, 0))
+    rows = {column: values[plan_rows].tolist() for column, values in snapshot.plan_columns.items()}
+    used = used_rows(rows["ad_id"], delivered)  # over the whole day: deliveries use up the earliest rows
+    in_hour = [hour is None or row_hour == hour for row_hour in rows["hour"]]
+    left = [row for row in range(len(used)) if in_hour[row] and not used[row]]
+    used_up = sorted({rows["ad_id"][row] for row in range(len(used)) if in_hour[row]}
+                     - {rows["ad_id"][row] for row in left})
+    if not left:
+        return Ranking([], fresh_events, used_up, as_of, False)
+
+    feature_rows = snapshot.feature_rows[user_key]  # every planned ad has its candidate row
+    position = {ad_id: i for i, ad_id in enumerate(snapshot.candidate_columns["ad_id"][feature_rows].tolist())}
+    nothing_new = fresh_events == 0 and (latest_ns is None or latest_ns < day_start_ns)
     rescored = rescore or not (nothing_new and snapshot.planned_scores_current)
-    if rescored:
-        # The behavior features and the encoder's sequences both as of now, posted events included.
-        scored = snapshot.scorer.score(refresh_user_features(features, events, as_of), events, as_of=as_of)
-        # Without a CVR champion the schedule priced CPA rows with the ad's own rate (ml/cvr_fallback.py),
-        # which fresh events of one user do not move: its pCVR stands.
-        planned_pcvr = planned.drop_duplicates("ad_id").set_index("ad_id")["pcvr"]
-        scored["pcvr"] = scored["pcvr"].fillna(scored["ad_id"].map(planned_pcvr))
+    if rescored:  # the behavior features and the encoder's sequences both as of now, posted events included
+        scores = snapshot.candidates.score(feature_rows, history, as_of_ns)
+        explained = scores.top_features
     else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
-        scored = planned.drop_duplicates("ad_id")[["ad_id", "pctr", "pcvr"]].merge(
-            features[["ad_id", "top1_feature", "top2_feature"]], on="ad_id")
-    scored["top_features"] = scored["top1_feature"].astype(str) + ", " + scored["top2_feature"].astype(str)
-    ranked = planned.rename(columns={"pctr": "planned_pctr", "pcvr": "planned_pcvr", "expected_value": "planned_value",
-                                     "reason": "planned_reason"}).merge(
-        scored[["ad_id", "pctr", "pcvr", "top_features"]], on="ad_id")
-    ranked["value"] = expected_value(ranked["bid"], ranked["bid_type"], ranked["pctr"], ranked["pcvr"])
-    # One row per ad (its earliest remaining planned impression), best value first.
-    ranked = ranked.sort_values(["value", "ad_id", "hour", "slot"], ascending=[False, True, True, True])
-    ranked = ranked.drop_duplicates("ad_id").head(k).reset_index(drop=True)
-    ranked["rank"] = range(1, len(ranked) + 1)
-    ranked["reason"] = [_reason(row, fresh_events) for _, row in ranked.iterrows()]
-    ranked["propensity"] = POLICY_PROPENSITY
-    return Ranking(ranked[RESPONSE_COLUMNS], fresh_events, used_up, as_of, rescored)
+        scores = None
+        explained = snapshot.candidate_columns["top_features"][feature_rows]
+
+    ranked, seen = [], set()
+    for row in left:  # one row per ad: its earliest remaining planned impression
+        ad_id = rows["ad_id"][row]
+        if ad_id in seen:
+            continue
+        seen.add(ad_id)
+        at = position[ad_id]
+        planned_pctr, planned_pcvr = rows["pctr"][row], _number(rows["pcvr"][row])
+        pctr = planned_pctr if scores is None or scores.pctr is None else float(scores.pctr[at])
+        # Without a CVR champion the schedule priced CPA rows with the ad's own rate
+        # (ml/cvr_fallback.py), which fresh events of one user do not move: its pCVR stands.
+        pcvr = planned_pcvr if scores is None or scores.pcvr is None else float(scores.pcvr[at])
+        top_features = str(explained[at]) if explained is not None else "None, None"
+        value = _value(rows["bid"][row], rows["bid_type"][row], pctr, pcvr)
+        ranked.append({"rank": 0, "ad_id": ad_id, "campaign_id": rows["campaign_id"][row], "hour": rows["hour"][row],
+                       "slot": rows["slot"][row], "bid": rows["bid"][row], "bid_type": rows["bid_type"][row],
+                       "pctr": pctr, "pcvr": pcvr, "value": value, "planned_pctr": _number(planned_pctr),
+                       "planned_pcvr": planned_pcvr, "planned_value": _number(rows["expected_value"][row]),
+                       "reason": _reason(rows["reason"][row], value, rows["expected_value"][row], fresh_events,
+                                         top_features),
+                       "top_features": top_features, "propensity": POLICY_PROPENSITY})
+    ranked.sort(key=lambda ad: (-ad["value"], ad["ad_id"], ad["hour"], ad["slot"]))
+    for rank, ad in enumerate(ranked[:k], start=1):
+        ad["rank"] = rank
+    return Ranking(ranked[:k], fresh_events, used_up, as_of, rescored)

@@ -24,6 +24,8 @@ from ml.registry import configure_mlflow
 from ml.scoring import ChampionScorer, read_level_factors
 from ml.settings import Settings, pseudonymize
 from ml.warehouse import connect, table_exists
+from serving.candidates import CandidateScorer
+from serving.history import StreamHistories
 
 log = logging.getLogger(__name__)
 
@@ -75,31 +77,27 @@ def _encoder_version(run_id: str) -> str:
     return str(found[0].version) if found else run_id
 
 
-def index_by_user(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
-    """`frame` sorted by user_key and each user's row range, so a request slices instead of scanning."""
-    frame = frame.sort_values("user_key", kind="stable", ignore_index=True)
+def index_by_user(frame: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, dict[str, slice]]:
+    """`frame` sorted by `order` (user_key first) and each user's rows, so a request slices instead of scanning."""
+    frame = frame.sort_values(order, kind="stable", ignore_index=True)
     keys, starts, counts = np.unique(frame["user_key"].to_numpy(dtype=str), return_index=True, return_counts=True)
-    return frame, {key: (int(start), int(start + count)) for key, start, count in zip(keys, starts, counts)}
-
-
-def rows_of(frame: pd.DataFrame, offsets: dict[str, tuple[int, int]], user_key: str) -> pd.DataFrame:
-    start, end = offsets.get(user_key, (0, 0))
-    return frame.iloc[start:end]
+    return frame, {key: slice(int(start), int(start + count)) for key, start, count in zip(keys, starts, counts)}
 
 
 @dataclass
 class Snapshot:
     schedule_date: dt.date
-    # Each frame sorted by user_key, with each user's row range beside it.
-    schedule: pd.DataFrame  # the allocator's rows: user_key, hour, slot, ad_id, bid, bid_type, pctr, ...
-    schedule_offsets: dict[str, tuple[int, int]]
-    features: pd.DataFrame  # ranker input columns for every scheduled (user_key, ad_id)
-    feature_offsets: dict[str, tuple[int, int]]
-    event_stream: pd.DataFrame  # user_event_stream as loaded
-    stream_offsets: dict[str, tuple[int, int]]
+    # Each frame sorted by user_key, with each user's rows beside it.
+    schedule: pd.DataFrame  # the allocator's rows by (user_key, hour, slot, ad_id): ad_id, bid, bid_type, pctr, ...
+    schedule_rows: dict[str, slice]
+    features: pd.DataFrame  # ranker input columns for every scheduled (user_key, ad_id), by (user_key, ad_id)
+    feature_rows: dict[str, slice]
+    histories: StreamHistories  # user_event_stream as loaded, per user
+    stream_event_ids: dict[str, np.ndarray]  # contract table -> sorted event ids the loaded stream holds
     ad_catalog: pd.DataFrame  # ad_id -> category_id, brand_id (latest version of every ingested ad)
     known_event_ids: dict[str, np.ndarray]  # contract table -> sorted event ids already ingested
     scorer: ChampionScorer
+    candidates: CandidateScorer  # the features encoded once, to score a user now
     encoder_versions: dict[str, str]  # encoder run id -> registered interest_encoder version
     loaded_at: pd.Timestamp
 
@@ -125,11 +123,31 @@ class Snapshot:
         scorer = ChampionScorer.load(factors)
         encoder_versions = {run: _encoder_version(run) for run in set(scorer.encoder_run_by_task.values())}
         log.info("serving %s: %d scheduled rows, %d events", schedule_date, len(schedule), len(event_stream))
-        snapshot = cls(schedule_date, *index_by_user(schedule), *index_by_user(features),
-                       *index_by_user(event_stream), ad_catalog.set_index("ad_id"), known_event_ids, scorer,
+        features, feature_rows = index_by_user(features, ["user_key", "ad_id"])
+        from_ads = (event_stream["event_type"] == "ad_click").to_numpy()  # ad clicks: the stream's only ad events
+        ids = event_stream["event_id"].to_numpy(dtype=np.int64)
+        snapshot = cls(schedule_date, *index_by_user(schedule, ["user_key", "hour", "slot", "ad_id"]),
+                       features, feature_rows, StreamHistories(event_stream, scorer.encoders),
+                       {"ad_events": np.sort(ids[from_ads]), "behavior_events": np.sort(ids[~from_ads])},
+                       ad_catalog.set_index("ad_id"), known_event_ids, scorer, CandidateScorer(scorer, features),
                        encoder_versions, pd.Timestamp.now())
         log.info("schedule scored by the loaded champions: %s", snapshot.planned_scores_current)
+        snapshot.plan_columns, snapshot.candidate_columns  # built now, not by the first request
         return snapshot
+
+    @cached_property
+    def plan_columns(self) -> dict[str, np.ndarray]:
+        """The schedule's columns a request reads, as arrays (slicing a frame per request costs more
+        than the request's scoring)."""
+        columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason"]
+        return {column: self.schedule[column].to_numpy() for column in columns}
+
+    @cached_property
+    def candidate_columns(self) -> dict[str, np.ndarray]:
+        """Each candidate row's ad and the CTR champion's top two SHAP features when the schedule scored it."""
+        return {"ad_id": self.features["ad_id"].to_numpy(dtype=np.int64),
+                "top_features": (self.features["top1_feature"].astype(str) + ", "
+                                 + self.features["top2_feature"].astype(str)).to_numpy(dtype=object)}
 
     @cached_property
     def planned_scores_current(self) -> bool:
@@ -145,27 +163,21 @@ class Snapshot:
         return user if USER_KEY_PATTERN.match(user) else pseudonymize(int(user), salt)
 
     def knows(self, user_key: str) -> bool:
-        return user_key in self.stream_offsets or user_key in self.schedule_offsets
+        return user_key in self.histories or user_key in self.schedule_rows
 
     def user_schedule(self, user_key: str) -> pd.DataFrame:
-        return rows_of(self.schedule, self.schedule_offsets, user_key)
+        return self.schedule.iloc[self.schedule_rows.get(user_key, slice(0, 0))]
 
     def user_features(self, user_key: str) -> pd.DataFrame:
-        return rows_of(self.features, self.feature_offsets, user_key)
-
-    def user_events(self, user_key: str) -> pd.DataFrame:
-        return rows_of(self.event_stream, self.stream_offsets, user_key)
+        return self.features.iloc[self.feature_rows.get(user_key, slice(0, 0))]
 
     def already_ingested(self, table: str, event_ids: np.ndarray) -> np.ndarray:
         """Per id: is it already in raw.<table> (then the daily ingest would quarantine it as a duplicate)."""
         return is_in_sorted(self.known_event_ids[table], event_ids)
 
     def in_stream(self, table: str, event_ids: np.ndarray) -> np.ndarray:
-        """Per id: does the loaded event stream hold it (ingested and built by dbt)? Ad clicks are
-        the stream's only ad events."""
-        from_ads = (self.event_stream["event_type"] == "ad_click").to_numpy()
-        ids = self.event_stream["event_id"].to_numpy(dtype=np.int64)
-        return is_in_sorted(np.sort(ids[from_ads if table == "ad_events" else ~from_ads]), event_ids)
+        """Per id: does the loaded event stream hold it (ingested and built by dbt)?"""
+        return is_in_sorted(self.stream_event_ids[table], event_ids)
 
     def model_versions(self) -> dict[str, str]:
         """Champion ranker versions, and the encoder version each was trained with (its features)."""

@@ -210,25 +210,38 @@ def _landed(settings, table: str, day: dt.date) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None)
 
 
+def _event_stream(settings) -> pd.DataFrame:
+    from ml.warehouse import connect
+
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        return conn.sql("select * from main.user_event_stream").df()
+
+
 def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
     """Serving recomputes the behavior features as of now; at the schedule day's start they must be
     exactly what dbt computed as of that day (same definitions, no train/serve skew)."""
     settings, *_ = pipeline
     import yaml
 
-    from ml.rankers.live_features import FEATURE_WINDOW_DAYS, LIVE_FEATURE_COLUMNS, refresh_user_features
+    from ml.rankers.live_features import FEATURE_WINDOW_DAYS, LIVE_FEATURE_COLUMNS, behavior_features
     from serving.snapshot import Snapshot
 
     dbt_vars = yaml.safe_load((Path(__file__).parents[1] / "dbt_project" / "dbt_project.yml").read_text())["vars"]
     assert dbt_vars["feature_window_days"] == FEATURE_WINDOW_DAYS
     snapshot = Snapshot.load(settings)
     day_start = pd.Timestamp(snapshot.schedule_date)
+
+    def live_features(user_key: str, as_of: pd.Timestamp) -> pd.DataFrame:
+        rows = snapshot.user_features(user_key)
+        candidates = {key: rows[key].to_numpy(dtype=float) for key in ("category_id", "brand_id")}
+        return pd.DataFrame(behavior_features(snapshot.histories.of(user_key).events, candidates, as_of.value))
+
     users = snapshot.schedule["user_key"].unique()
     with_history = []  # users whose ads' categories they had events in: the comparison is not all zeros
     for user_key in users:
         dbt_rows = snapshot.user_features(user_key).reset_index(drop=True)
-        live = refresh_user_features(dbt_rows, snapshot.user_events(user_key), as_of=day_start)
-        pd.testing.assert_frame_equal(live[LIVE_FEATURE_COLUMNS].astype(float), dbt_rows[LIVE_FEATURE_COLUMNS].astype(float),
+        pd.testing.assert_frame_equal(live_features(user_key, day_start)[LIVE_FEATURE_COLUMNS].astype(float),
+                                      dbt_rows[LIVE_FEATURE_COLUMNS].astype(float),
                                       check_exact=False, rtol=1e-9, obj=f"user {user_key}")
         if (dbt_rows["user_category_events_7d"] > 0).any():
             with_history.append(user_key)
@@ -236,27 +249,42 @@ def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
     # Later in the day the same events are further back: hours since grow by the time passed.
     user_key = with_history[0]
     dbt_rows = snapshot.user_features(user_key).reset_index(drop=True)
-    later = refresh_user_features(dbt_rows, snapshot.user_events(user_key), as_of=day_start + pd.Timedelta(hours=3))
+    later = live_features(user_key, day_start + pd.Timedelta(hours=3))
     seen = dbt_rows["hours_since_user_category_event"].notna()
     assert seen.any()
     np.testing.assert_allclose(later.loc[seen, "hours_since_user_category_event"],
                                dbt_rows.loc[seen, "hours_since_user_category_event"] + 3)
 
 
+def _before(history, ts_ns: int):
+    """The history's events strictly before ts_ns, in the same order."""
+    from dataclasses import fields, replace
+
+    def cut(arrays):
+        keep = arrays.ts_ns < ts_ns
+        return replace(arrays, **{f.name: getattr(arrays, f.name)[keep] for f in fields(arrays)})
+
+    return replace(history, tokens={run: cut(tokens) for run, tokens in history.tokens.items()}, events=cut(history.events))
+
+
 def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pipeline):
     """Live path vs dbt path: the last day's behavior events and ad clicks, posted as contract rows,
-    give the same sequences, hence the same scores, as the event stream dbt built from them."""
+    give the same sequences (tokens, order) and features, hence the same scores, as the event stream
+    dbt built from them."""
     settings, *_ = pipeline
-    from serving.events import EventBatch, contract_frames, stream_rows
+    from ml.settings import pseudonymize
+    from serving.events import EventBatch, contract_frames
+    from serving.history import posted_histories
     from serving.rerank import rerank
     from serving.snapshot import Snapshot
 
     snapshot = Snapshot.load(settings)
+    stream = _event_stream(settings)
     last_day = snapshot.schedule_date - dt.timedelta(days=1)
     behavior, ad_events = _landed(settings, "behavior_events", last_day), _landed(settings, "ad_events", last_day)
     compared = 0
     for user_key in snapshot.schedule["user_key"].unique():
-        events = snapshot.user_events(user_key)
+        events = stream[stream["user_key"] == user_key]
         recent = events[events["ts"] >= pd.Timestamp(last_day)]
         clicks = recent[recent["event_type"] == "ad_click"]
         if clicks.empty:
@@ -265,13 +293,20 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
             behavior_events=behavior[behavior["event_id"].isin(recent["event_id"])
                                      & ~behavior["event_id"].isin(clicks["event_id"])].to_dict("records"),
             ad_events=ad_events[ad_events["event_id"].isin(clicks["event_id"])].to_dict("records"))
-        posted = stream_rows(contract_frames(batch), settings.pseudonym_salt, snapshot.ad_catalog)
+        frames = contract_frames(batch)
+        user_id = int(pd.concat([frames["behavior_events"]["user_id"], frames["ad_events"]["user_id"]]).iloc[0])
+        assert pseudonymize(user_id, settings.pseudonym_salt) == user_key
+        posted = posted_histories(frames, {user_id: user_key}, snapshot.ad_catalog, snapshot.scorer.encoders)[user_key]
         assert len(posted) == len(recent)
-        live = pd.concat([events[events["ts"] < pd.Timestamp(last_day)], posted], ignore_index=True)
-        from_warehouse = rerank(snapshot, user_key, events, 0, {}, k=50, rescore=True).ads
-        from_live = rerank(snapshot, user_key, live, 0, {}, k=50, rescore=True).ads
-        pd.testing.assert_frame_equal(from_live[["ad_id", "pctr", "pcvr", "value"]],
-                                      from_warehouse[["ad_id", "pctr", "pcvr", "value"]])
+        from_warehouse = snapshot.histories.of(user_key)
+        live = _before(from_warehouse, pd.Timestamp(last_day).value).merged(posted)
+        for run, tokens in from_warehouse.tokens.items():
+            for name in ("ts_ns", "item", "category", "brand", "event_type", "event_id"):
+                np.testing.assert_array_equal(getattr(live.tokens[run], name), getattr(tokens, name), err_msg=name)
+        ranked = [rerank(snapshot, user_key, history, 0, {}, k=50, rescore=True).ads
+                  for history in (from_warehouse, live)]
+        served = [[(ad["ad_id"], ad["pctr"], ad["pcvr"], ad["value"]) for ad in ads] for ads in ranked]
+        assert served[0] == served[1] and served[0]
         compared += 1
         if compared == 5:
             break

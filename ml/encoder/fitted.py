@@ -75,6 +75,15 @@ class FittedEncoder:
             "encoder_similarity": F.cosine_similarity(users, ads, dim=-1).numpy(),
         })
 
+    def ad_vectors(self, ad_ids) -> torch.Tensor:
+        """Each ad's target embedding, as score_pairs computes it (the service keeps its candidates')."""
+        return self._ad_vectors(ad_ids)
+
+    def score_user(self, sequence: SequenceArrays, ad_vectors: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """score_pairs for one user: (logit, cosine similarity) of its sequence (one row) against each ad."""
+        user = self._user_vectors(sequence).expand(len(ad_vectors), -1)
+        return self._logits(user, ad_vectors), F.cosine_similarity(user, ad_vectors, dim=-1).numpy()
+
     def user_embeddings(self, event_stream: pd.DataFrame, as_of: pd.Timestamp, user_keys=None) -> pd.DataFrame:
         """L2-normalised interest embedding per user (default: every user in the stream) as of `as_of`."""
         if user_keys is None:

@@ -13,7 +13,7 @@ import torch
 
 from ml.encoder.config import EncoderConfig
 from ml.encoder.vocab import (
-    AD_NAMESPACE, BRAND_NAMESPACE, CATEGORY_NAMESPACE, ITEM_NAMESPACE, PAD,
+    AD_NAMESPACE, BRAND_NAMESPACE, CATEGORY_NAMESPACE, EVENT_TYPES, ITEM_NAMESPACE, PAD,
     event_type_tokens, gap_bucket_tokens, hash_ids,
 )
 
@@ -53,6 +53,18 @@ class EventIndex:
     brand: np.ndarray
     event_type: np.ndarray
     gap_buckets: int
+    event_id: np.ndarray  # -1 where the stream has none
+
+    def user_rows(self, user_key: str) -> slice:
+        """Where the user's events sit (empty if the user has none)."""
+        code = self.user_keys.get_indexer([user_key])[0]
+        if code < 0:
+            return slice(0, 0)
+        return slice(*np.searchsorted(self.user_code, [code, code + 1], side="left"))
+
+    def user_tokens(self, rows: slice) -> "UserTokens":
+        return UserTokens(self.ts_ns[rows], self.item[rows], self.category[rows], self.brand[rows],
+                          self.event_type[rows], self.event_id[rows])
 
     @classmethod
     def from_event_stream(cls, event_stream: pd.DataFrame, config: EncoderConfig) -> "EventIndex":
@@ -78,6 +90,8 @@ class EventIndex:
             brand=hash_ids(event_stream["brand_id"], config.brand_buckets, BRAND_NAMESPACE)[order],
             event_type=event_type_tokens(event_stream["event_type"])[order],
             gap_buckets=config.gap_buckets,
+            event_id=(event_stream["event_id"].fillna(-1).to_numpy(dtype=np.int64) if "event_id" in event_stream
+                      else np.full(n, -1, dtype=np.int64))[order],
         )
 
     def cut(self, user_keys, query_ts, max_len: int) -> SequenceArrays:
@@ -116,6 +130,49 @@ class EventIndex:
             gap=np.where(valid, gap_bucket_tokens(gap_seconds, self.gap_buckets), PAD),
             valid=valid,
         )
+
+
+# EventIndex breaks ties in ts by the event type's name, then the event id: the same order from tokens.
+_TYPE_NAME_RANK = np.argsort(np.argsort(["", *EVENT_TYPES, "~unknown"]))
+
+
+@dataclass(frozen=True)
+class UserTokens:
+    """One user's events as EventIndex holds them, in its order: what real-time serving keeps, so a
+    request cuts one sequence without rebuilding an index."""
+    ts_ns: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    brand: np.ndarray
+    event_type: np.ndarray
+    event_id: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def merged(self, other: "UserTokens") -> "UserTokens":
+        """Both users' (the same user's) events in EventIndex's order: ts, event type name, event id."""
+        return UserTokens(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
+                             for f in fields(self)}).in_order()
+
+    def in_order(self) -> "UserTokens":
+        order = np.lexsort((self.event_id, _TYPE_NAME_RANK[self.event_type], self.ts_ns))
+        return UserTokens(**{f.name: getattr(self, f.name)[order] for f in fields(self)})
+
+    def sequence_before(self, query_ns: int, max_len: int, gap_buckets: int) -> SequenceArrays:
+        """EventIndex.cut for this user and one query time: the last `max_len` events strictly before it."""
+        end = int(np.searchsorted(self.ts_ns, query_ns, side="left"))
+        start = max(0, end - max_len)
+        padding = max_len - (end - start)
+
+        def padded(tokens: np.ndarray) -> np.ndarray:  # the last events, left-padded
+            return np.concatenate([np.full(padding, PAD, dtype=np.int64), tokens.astype(np.int64)])[None, :]
+
+        gaps = gap_bucket_tokens((query_ns - self.ts_ns[start:end]) / 1e9, gap_buckets)
+        return SequenceArrays(item=padded(self.item[start:end]), category=padded(self.category[start:end]),
+                              brand=padded(self.brand[start:end]), event_type=padded(self.event_type[start:end]),
+                              gap=padded(gaps),
+                              valid=(np.arange(max_len) >= padding)[None, :])
 
 
 def ad_tokens(ad_ids, ads: pd.DataFrame, config: EncoderConfig) -> dict[str, np.ndarray]:

@@ -24,6 +24,12 @@ BRAND_NAMESPACE = 0x510E_527F_ADE6_82D1
 
 def hash_ids(ids, buckets: int, namespace: int) -> np.ndarray:
     """Hash integer (or string) ids into [1, buckets - 1]; nulls become PAD."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iuf":  # numbers (NaN: null) without pandas' overhead
+        missing = np.isnan(ids) if ids.dtype.kind == "f" else np.zeros(len(ids), dtype=bool)
+        raw = np.where(missing, 0, ids).astype(np.int64).view(np.uint64) ^ np.uint64(namespace)
+        tokens = (pd.util.hash_array(raw) % np.uint64(buckets - 1)).astype(np.int64) + 1
+        tokens[missing] = PAD
+        return tokens
     values = pd.Series(ids).reset_index(drop=True)
     missing = values.isna().to_numpy()
     numeric = pd.to_numeric(values, errors="coerce")
@@ -38,12 +44,13 @@ def hash_ids(ids, buckets: int, namespace: int) -> np.ndarray:
     return tokens
 
 
+_EVENT_TYPE_TOKEN = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
+
+
 def event_type_tokens(event_types) -> np.ndarray:
-    lookup = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
-    values = pd.Series(event_types).reset_index(drop=True)
-    tokens = values.map(lookup).fillna(UNKNOWN_EVENT).astype(np.int64).to_numpy(copy=True)
-    tokens[values.isna().to_numpy()] = PAD
-    return tokens
+    return np.array([PAD if kind is None or kind != kind else _EVENT_TYPE_TOKEN.get(kind, UNKNOWN_EVENT)
+                     for kind in (event_types.tolist() if hasattr(event_types, "tolist") else event_types)],
+                    dtype=np.int64)
 
 
 def gap_bucket_tokens(gap_seconds: np.ndarray, gap_buckets: int) -> np.ndarray:

@@ -9,6 +9,11 @@ import numpy as np
 import pandas as pd
 
 
+def top_feature_order(contributions: np.ndarray, top_k: int) -> np.ndarray:
+    """Per row, the positions of the top-k features by |SHAP| (bias column last, ignored)."""
+    return np.argsort(-np.abs(contributions[:, :-1]), axis=1, kind="stable")[:, :top_k]
+
+
 def top_contributions(contributions: np.ndarray, feature_names: list[str], top_k: int = 3) -> pd.DataFrame:
     """Top-k features by |SHAP| per row, as columns and as one readable `explanation` string.
 
@@ -20,7 +25,7 @@ def top_contributions(contributions: np.ndarray, feature_names: list[str], top_k
         )
     per_feature = contributions[:, :-1]
     top_k = min(top_k, len(feature_names))
-    order = np.argsort(-np.abs(per_feature), axis=1, kind="stable")[:, :top_k]
+    order = top_feature_order(contributions, top_k)
     names = np.asarray(feature_names, dtype=object)
     columns: dict[str, object] = {}
     for rank in range(top_k):

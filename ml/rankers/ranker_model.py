@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.rankers.calibration import Calibrator
-from ml.rankers.explain import top_contributions
+from ml.rankers.explain import top_contributions, top_feature_order
 from ml.rankers.features import FeatureSpec
 
 BOOSTER_FILE, SPEC_FILE = "booster.txt", "ranker.json"
@@ -45,6 +45,11 @@ class RankerModel:
     def explain_encoded(self, matrix: np.ndarray, top_k: int = 2) -> pd.DataFrame:
         """Top SHAP features per row, from LightGBM's own TreeSHAP (pred_contrib)."""
         return top_contributions(self.booster.predict(matrix, pred_contrib=True), self.features, top_k)
+
+    def top_feature_names(self, matrix: np.ndarray, top_k: int = 2) -> np.ndarray:
+        """explain_encoded's feature names alone, [rows, top_k], without building a frame."""
+        order = top_feature_order(self.booster.predict(matrix, pred_contrib=True), top_k)
+        return np.asarray(self.features, dtype=object)[order]
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
