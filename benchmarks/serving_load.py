@@ -43,7 +43,8 @@ PATHS = ("cached", "post", "fresh")
 
 
 class PeakMemory:
-    """The highest resident memory of a process and its children, sampled in a thread."""
+    """The highest resident memory of a process and its children (sampled in a thread), and at
+    least the process's own high-water mark since it started (Linux)."""
 
     def __init__(self, pid: int, every_s: float = 0.02):
         self.process, self.every_s, self.peak = psutil.Process(pid), every_s, 0
@@ -66,6 +67,11 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        # The kernel's high-water mark covers the snapshot load too, before sampling began.
+        status = Path(f"/proc/{self.process.pid}/status")
+        if status.exists():
+            kib = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith("VmHWM"))
+            self.peak = max(self.peak, int(kib) * 1024)
 
 
 def serving_copy(settings: Settings, destination: Path) -> Path:
@@ -97,7 +103,7 @@ def replicated_copy(settings: Settings, destination: Path, copies: int) -> Path:
     schedule = sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1]
     (destination / "schedules" / schedule.parent.name).mkdir(parents=True)
     key = "case when copy = 0 then user_key else md5(copy || ':' || user_key) end as user_key"
-    copied = f"select * replace ({key}) from {{}}, range({copies}) c(copy)"
+    copied = f"select * exclude (copy) replace ({key}) from {{}}, range({copies}) c(copy)"
     copied_schedule = destination / "schedules" / schedule.parent.name / "schedule.parquet"
     with duckdb.connect(str(destination / "warehouse.duckdb")) as conn:
         conn.execute(f"attach '{settings.warehouse_path}' as source (read_only)")
@@ -153,16 +159,21 @@ async def _drive(base: str, token: str, concurrency: int, units: int, rate: floa
                     due = time.perf_counter()  # the unit's next request is due once this one is answered
 
         started = time.perf_counter()
-        tasks = []
-        for number in range(units):
-            due = started + number / rate if rate else time.perf_counter()
-            if rate:
+        if rate:
+            tasks = []
+            for number in range(units):
+                due = started + number / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            else:
-                await slots.acquire()  # closed loop: the next unit starts when a connection frees up
-                slots.release()
-            tasks.append(asyncio.create_task(send(number, due)))
-        await asyncio.gather(*tasks)
+                tasks.append(asyncio.create_task(send(number, due)))
+            await asyncio.gather(*tasks)
+        else:  # closed loop: `concurrency` clients, each sending its next unit once the last is answered
+            numbers = iter(range(units))
+
+            async def client() -> None:
+                for number in numbers:
+                    await send(number, time.perf_counter())
+
+            await asyncio.gather(*(client() for _ in range(concurrency)))
         latencies["_wall"] = [time.perf_counter() - started]
     return latencies
 

@@ -5,6 +5,7 @@ as well as the current champion on the same holdout (or when there is no champio
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import mlflow
@@ -21,6 +22,9 @@ EXPERIMENT_NAME = "adflow"
 
 def configure_mlflow(settings: Settings, experiment_name: str = EXPERIMENT_NAME) -> str:
     """Point MLflow at the configured store; create the experiment with artifacts under the data root."""
+    # Artifacts are read from local disk in milliseconds: MLflow's per-download progress bars only
+    # cluttered the daily run's and the service's logs (a user may still turn them on).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):

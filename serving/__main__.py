@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     # A request scores one user: torch's ops are too small to gain from threads and lose to their hand-offs.
     torch.set_num_threads(1)
     # The landing writer thread and the request loop share the GIL: hand it over every 0.5 ms instead
-    # of every 5 ms, or a request waits behind a group's bookkeeping (measured: fresh p50 12 -> ? ms).
+    # of every 5 ms, or a request waits behind a write (measured when the thread also did the
+    # bookkeeping: fresh p50 12.1 -> 9.6 ms, benchmarks/serving_load.py).
     sys.setswitchinterval(0.0005)
     token = token_from_env()
     check_bind(args.host, token)  # before the (slow) snapshot load: a refusal is immediate

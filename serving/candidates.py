@@ -31,8 +31,12 @@ class CandidateScorer:
         requests slice it."""
         self.scorer = scorer
         frame = features.assign(**{column: np.nan for column in ENCODER_FEATURES if column not in features})
-        self.matrices = {task: ranker.model.encode(frame[ranker.input_columns])
-                         for task, ranker in scorer.rankers.items()}
+        # One matrix per distinct feature list (the CTR and CVR rankers usually share theirs): requests copy rows out.
+        by_columns = {}
+        for ranker in scorer.rankers.values():
+            if tuple(ranker.model.features) not in by_columns:
+                by_columns[tuple(ranker.model.features)] = ranker.model.encode(frame[ranker.input_columns])
+        self.matrices = {task: by_columns[tuple(ranker.model.features)] for task, ranker in scorer.rankers.items()}
         self.positions = {task: {column: ranker.model.features.index(column)
                                  for column in [*LIVE_FEATURE_COLUMNS, *ENCODER_FEATURES]
                                  if column in ranker.model.features}

@@ -40,9 +40,10 @@ class StreamHistories:
         self.indexes = {run: EventIndex.from_event_stream(stream, encoder.config) for run, encoder in encoders.items()}
         self.token_rows = {run: _ranges(index.user_code, index.user_keys) for run, index in self.indexes.items()}
         # The live-feature arrays grouped by user (their order within a user does not matter).
-        codes, keys = pd.factorize(stream["user_key"].astype(str), sort=True)
+        codes, keys = pd.factorize(stream["user_key"], sort=True)
         order = np.argsort(codes, kind="stable")
-        self.events = UserEvents.of(stream.iloc[order])
+        events = UserEvents.of(stream)  # arrays reordered, not the frame: a stream can hold tens of millions of rows
+        self.events = UserEvents(*(getattr(events, f.name)[order] for f in fields(UserEvents)))
         self.event_rows = _ranges(codes[order], keys)
         self.n_events = len(stream)
 

@@ -111,7 +111,7 @@ class Snapshot:
             features = conn.execute(
                 "select * exclude (pctr, pcvr) from ml.scored_candidates where schedule_date = ?",
                 [schedule_date]).df()
-            event_stream = conn.sql("select * from main.user_event_stream").df()
+            event_stream = conn.sql("select * exclude (event_date) from main.user_event_stream").df()
             ad_catalog = conn.sql(
                 "select ad_id, category_id, brand_id from main.stg_raw__ads "
                 "qualify row_number() over (partition by ad_id order by version_date desc) = 1").df()

@@ -48,9 +48,9 @@ _EVENT_TYPE_TOKEN = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
 
 
 def event_type_tokens(event_types) -> np.ndarray:
-    return np.array([PAD if kind is None or kind != kind else _EVENT_TYPE_TOKEN.get(kind, UNKNOWN_EVENT)
-                     for kind in (event_types.tolist() if hasattr(event_types, "tolist") else event_types)],
-                    dtype=np.int64)
+    codes, kinds = pd.factorize(np.asarray(event_types, dtype=object))  # the few distinct types looked up once
+    tokens = np.array([_EVENT_TYPE_TOKEN.get(kind, UNKNOWN_EVENT) for kind in kinds] + [PAD], dtype=np.int64)
+    return tokens[codes]  # code -1 (null) takes the last entry, PAD
 
 
 def gap_bucket_tokens(gap_seconds: np.ndarray, gap_buckets: int) -> np.ndarray:
