@@ -27,6 +27,9 @@ class Settings:
     retrieval_ann_probe_share: float = 0.03
     # A dask.distributed scheduler address ("tcp://host:8786"): rankers train on that cluster.
     dask_scheduler: str | None = None
+    # More than 1: the interest encoder trains data-parallel in this many torchrun processes
+    # (ml/encoder/distributed.py: gloo on CPU, one GPU each with nccl).
+    encoder_processes: int = 1
 
     @property
     def landing_dir(self) -> Path:
@@ -64,6 +67,7 @@ class Settings:
             retrieval_ann_min_ads=int(env.get("AD_RETRIEVAL_ANN_MIN_ADS", "200000")),
             retrieval_ann_probe_share=float(env.get("AD_RETRIEVAL_ANN_PROBE_SHARE", "0.03")),
             dask_scheduler=env.get("AD_DASK_SCHEDULER") or None,
+            encoder_processes=int(env.get("AD_ENCODER_PROCESSES", "1")),
         )
 
     def export_env(self) -> dict[str, str]:
@@ -79,6 +83,7 @@ class Settings:
             "AD_RETRIEVAL_ANN_MIN_ADS": str(self.retrieval_ann_min_ads),
             "AD_RETRIEVAL_ANN_PROBE_SHARE": str(self.retrieval_ann_probe_share),
             **({"AD_DASK_SCHEDULER": self.dask_scheduler} if self.dask_scheduler else {}),
+            "AD_ENCODER_PROCESSES": str(self.encoder_processes),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import logging
 import os
 import resource
 import sys
@@ -135,6 +136,9 @@ def run_closed_loop(settings: Settings, latest_day: str, n_days: int) -> list[st
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse_args(argv)
+    # MLflow's INFO lines (creating its tables, validating input examples) say nothing a user acts on;
+    # its warnings and the registry's "Created version" lines still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     if args.dataset != "simulator":
         ensure_dataset(args)
         settings = Settings.from_env()

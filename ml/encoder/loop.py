@@ -1,5 +1,11 @@
 """The training loop shared by click training and next-item training: seeded order, Adam,
-autocast, per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch."""
+autocast, per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch.
+
+Under torch.distributed (`torchrun`, ml/encoder/distributed.py) the same loop trains data-parallel:
+the model is wrapped in DistributedDataParallel, every process draws the same seeded order and takes
+its share of each global batch, so the global batch and the number of steps do not change with the
+number of processes; gradients are averaged by DDP. Every process validates on the whole validation
+set (the same weights give the same score), so all stop at the same epoch."""
 from __future__ import annotations
 
 import copy
@@ -8,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ml.encoder.device import DeviceChoice
@@ -52,6 +60,9 @@ def train_with_early_stopping(
     positions when each row is a window with a loss at many positions.
     """
     model.to(device_choice.device)
+    rank, world = distributed_rank()
+    trained = model if world == 1 else DistributedDataParallel(
+        model, device_ids=[device_choice.device] if device_choice.device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n_examples = len(next(iter(train_tensors.values())))
     order_generator = torch.Generator().manual_seed(seed)  # data order depends on the seed only
@@ -61,18 +72,22 @@ def train_with_early_stopping(
         order = torch.randperm(n_examples, generator=order_generator)
         batches = range(0, n_examples, batch_size)
         bar = tqdm(batches, desc=f"{description} epoch {epoch}", disable=not progress, leave=False)
-        started, loss_sum = time.perf_counter(), 0.0
+        started, loss_sum, seen = time.perf_counter(), 0.0, 0
         for start in bar:
             rows = order[start:start + batch_size]
+            if world > 1:
+                if len(rows) < world:  # a last batch too small to share: skipped by every process alike
+                    continue
+                rows = rows[rank::world]
             batch = {name: values[rows].to(device_choice.device, non_blocking=True)
                      for name, values in train_tensors.items()}
             with device_choice.autocast():
-                loss = loss_fn(model, batch)
+                loss = loss_fn(trained, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss.detach()) * len(rows)
-            bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n_examples):.4f}")
+            loss_sum, seen = loss_sum + float(loss.detach()) * len(rows), seen + len(rows)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
         epoch_seconds = time.perf_counter() - started
         result.train_seconds += epoch_seconds
         result.train_examples += n_examples if examples_per_epoch is None else examples_per_epoch
@@ -80,6 +95,8 @@ def train_with_early_stopping(
         model.eval()
         with torch.no_grad():
             val_metrics = validate(model)
+        if world > 1:  # the epoch's training loss over every process's share
+            loss_sum = _summed(loss_sum, device_choice)
         result.history.append({"epoch": epoch, "train_loss": loss_sum / max(n_examples, 1),
                                "epoch_seconds": epoch_seconds, **val_metrics})
         score = val_metrics[selection_metric]
@@ -94,3 +111,16 @@ def train_with_early_stopping(
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(this process's rank, number of processes): (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _summed(value: float, device_choice: DeviceChoice) -> float:
+    total = torch.tensor([value], dtype=torch.float64, device=device_choice.device)
+    dist.all_reduce(total)
+    return float(total.item())

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.encoder import EncoderConfig, fit_interest_encoder
+from ml.encoder.distributed import fit_interest_encoder_distributed
 from ml.encoder.mlflow_io import log_encoder_to_mlflow
 from ml.label_sufficiency import no_champion_message
 from ml.registry import CHAMPION, configure_mlflow, version_by_alias
@@ -98,7 +99,12 @@ def interest_encoder(context: dg.AssetExecutionContext, config: EncoderTrainingC
     impression_days = pd.to_datetime(impressions["impression_date"]).dt.date
     encoder_impressions = impressions[impression_days.isin([*learn_days.train_dates, learn_days.validation_date])]
     encoder_config = EncoderConfig(**config.model_dump())
-    fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, learn_days.validation_date, encoder_config)
+    if settings.encoder_processes > 1:
+        fitted = fit_interest_encoder_distributed(event_stream, encoder_impressions, ads, learn_days.validation_date,
+                                                  encoder_config, settings.encoder_processes)
+    else:
+        fitted = fit_interest_encoder(event_stream, encoder_impressions, ads, learn_days.validation_date,
+                                      encoder_config)
     local_dir = fitted.save(model_dir(settings, ENCODER_MODEL_NAME, day))
 
     configure_mlflow(settings)
