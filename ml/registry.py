@@ -30,7 +30,9 @@ def configure_mlflow(settings: Settings, experiment_name: str = EXPERIMENT_NAME)
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):
         (settings.data_root / "mlflow").mkdir(parents=True, exist_ok=True)
     experiment = mlflow.get_experiment_by_name(experiment_name)
-    if experiment is None:
+    if experiment is None and settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        experiment_id = mlflow.create_experiment(experiment_name)  # artifacts where the server keeps them
+    elif experiment is None:
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
         experiment_id = mlflow.create_experiment(
             experiment_name, artifact_location=settings.mlflow_artifacts_dir.as_uri()

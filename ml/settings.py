@@ -30,6 +30,13 @@ class Settings:
     # More than 1: the interest encoder trains data-parallel in this many torchrun processes
     # (ml/encoder/distributed.py: gloo on CPU, one GPU each with nccl).
     encoder_processes: int = 1
+    # Set: the Dagster instance (runs, event log, schedules) lives in this PostgreSQL database
+    # (dagster-postgres) instead of SQLite files under the data root; the password is read from
+    # AD_POSTGRES_PASSWORD by Dagster itself, never stored here (deploy/local_services.py).
+    dagster_postgres_db: str | None = None
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "adflow"
 
     @property
     def landing_dir(self) -> Path:
@@ -68,6 +75,10 @@ class Settings:
             retrieval_ann_probe_share=float(env.get("AD_RETRIEVAL_ANN_PROBE_SHARE", "0.03")),
             dask_scheduler=env.get("AD_DASK_SCHEDULER") or None,
             encoder_processes=int(env.get("AD_ENCODER_PROCESSES", "1")),
+            dagster_postgres_db=env.get("AD_DAGSTER_POSTGRES_DB") or None,
+            postgres_host=env.get("AD_POSTGRES_HOST", "127.0.0.1"),
+            postgres_port=int(env.get("AD_POSTGRES_PORT", "5432")),
+            postgres_user=env.get("AD_POSTGRES_USER", "adflow"),
         )
 
     def export_env(self) -> dict[str, str]:
@@ -84,6 +95,9 @@ class Settings:
             "AD_RETRIEVAL_ANN_PROBE_SHARE": str(self.retrieval_ann_probe_share),
             **({"AD_DASK_SCHEDULER": self.dask_scheduler} if self.dask_scheduler else {}),
             "AD_ENCODER_PROCESSES": str(self.encoder_processes),
+            **({"AD_DAGSTER_POSTGRES_DB": self.dagster_postgres_db, "AD_POSTGRES_HOST": self.postgres_host,
+                "AD_POSTGRES_PORT": str(self.postgres_port), "AD_POSTGRES_USER": self.postgres_user}
+               if self.dagster_postgres_db else {}),
         }
 
 

@@ -11,8 +11,10 @@ TINY_ENCODER = {"max_len": 20, "d_model": 16, "n_layers": 1, "n_heads": 2, "max_
                 "batch_size": 256, "max_train_examples": 5000}
 
 
-def materialized_pipeline(tmp_path_factory):
-    """Yields (settings, instance, ingest results, daily result, days); restores the environment."""
+def materialized_pipeline(tmp_path_factory, env: dict[str, str] | None = None, persistent_instance: bool = False):
+    """Yields (settings, instance, ingest results, daily result, days); restores the environment.
+    `env` adds settings (e.g. the team profile's servers); `persistent_instance` runs on the instance
+    the settings configure (orchestration/instance.py) instead of an in-memory one."""
     data_root = tmp_path_factory.mktemp("adflow")
     saved_env = dict(os.environ)
     os.environ.update({
@@ -24,6 +26,7 @@ def materialized_pipeline(tmp_path_factory):
     })
     os.environ.pop("AD_WAREHOUSE_PATH", None)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.update(env or {})
     from ml.settings import Settings
     from ml.simulator import SimulationConfig, simulate
 
@@ -38,7 +41,12 @@ def materialized_pipeline(tmp_path_factory):
     for module in [m for m in sys.modules if m.startswith("orchestration")]:
         del sys.modules[module]
     definitions = importlib.import_module("orchestration.definitions")
-    instance = dg.DagsterInstance.ephemeral()
+    if persistent_instance:
+        from orchestration.instance import local_instance
+
+        instance = local_instance(settings)
+    else:
+        instance = dg.DagsterInstance.ephemeral()
     days = [(dt.date(2026, 11, 1) + dt.timedelta(days=i)).isoformat() for i in range(10)]
     ingest_results = [
         definitions.defs.resolve_job_def("ingest_job").execute_in_process(partition_key=d, instance=instance)
