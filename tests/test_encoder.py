@@ -127,6 +127,9 @@ def test_learns_the_planted_signal(fitted, marketplace):
     assert list(scored.columns) == ["impression_id", "encoder_logit", "encoder_similarity"]
     # Retrieval by cosine similarity alone also carries the signal.
     assert roc_auc_score(validation.label_click, scored.encoder_similarity) > 0.6
+    # Scored in chunks (memory at scale), the same numbers row by row.
+    pd.testing.assert_frame_equal(fitted.score_impressions(event_stream, validation, chunk_rows=37), scored,
+                                  check_exact=False, rtol=1e-6)
 
 
 def test_pairs_and_embeddings_use_history_before_as_of(fitted, marketplace):
