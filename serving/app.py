@@ -52,7 +52,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
         return {"status": "ok", "schedule_date": current.schedule_date.isoformat(),
                 "models": current.model_versions(), "level_factors": current.scorer.level_factors,
                 "scheduled_users": len(current.schedule_rows), "scheduled_rows": len(current.schedule),
-                "users_with_events": len(current.histories.event_rows), "events_loaded": current.histories.n_events,
+                "users_with_events": len(current.histories.rows), "events_loaded": current.histories.n_events,
                 "events_posted_since_load": live.counts(), "loaded_at": current.loaded_at.isoformat()}
 
     app.get("/health", summary="Loaded schedule date, champion versions, users and events in memory",

@@ -6,6 +6,7 @@ encoding, boosters and encoder, so with nothing new both give the same numbers (
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,27 +27,48 @@ class UserScores:
 
 
 class CandidateScorer:
-    def __init__(self, scorer: ChampionScorer, features: pd.DataFrame):
-        """`features`: every scheduled (user_key, ad_id) row with the rankers' columns, in the order
-        requests slice it."""
-        self.scorer = scorer
-        frame = features.assign(**{column: np.nan for column in ENCODER_FEATURES if column not in features})
-        # One matrix per distinct feature list (the CTR and CVR rankers usually share theirs): requests copy rows out.
-        by_columns = {}
-        for ranker in scorer.rankers.values():
-            if tuple(ranker.model.features) not in by_columns:
-                by_columns[tuple(ranker.model.features)] = ranker.model.encode(frame[ranker.input_columns])
-        self.matrices = {task: by_columns[tuple(ranker.model.features)] for task, ranker in scorer.rankers.items()}
+    def __init__(self, scorer: ChampionScorer, matrices: dict[str, np.ndarray], ad_keys: dict[str, np.ndarray],
+                 ad_id: np.ndarray):
+        """Every scheduled (user, ad) row in the order requests slice them: per task, the matrix its
+        ranker reads (tasks with the same feature list share one); the ad's category and brand (float,
+        NaN: none) the live features match on; the ad."""
+        self.scorer, self.matrices, self.ad_keys, self.ad_id = scorer, matrices, ad_keys, ad_id
         self.positions = {task: {column: ranker.model.features.index(column)
                                  for column in [*LIVE_FEATURE_COLUMNS, *ENCODER_FEATURES]
                                  if column in ranker.model.features}
                           for task, ranker in scorer.rankers.items()}
-        self.ad_keys = {key: pd.to_numeric(features[key]).to_numpy(dtype=float, na_value=np.nan)
-                        for _, _, key in AFFINITY_FEATURES.values()}
         # Target embeddings per distinct ad (not per row: a catalog has far fewer ads than rows).
-        ad_ids, self.ad_row = np.unique(features["ad_id"].to_numpy(dtype=np.int64), return_inverse=True)
+        ad_ids, self.ad_row = np.unique(ad_id, return_inverse=True)
         with torch.inference_mode():
             self.ad_vectors = {run: encoder.ad_vectors(pd.Series(ad_ids)) for run, encoder in scorer.encoders.items()}
+
+    @staticmethod
+    def columns_read(scorer: ChampionScorer) -> list[str]:
+        """The candidate columns `from_batches` needs."""
+        inputs = [column for ranker in scorer.rankers.values() for column in ranker.input_columns]
+        return list(dict.fromkeys(["ad_id", *(key for _, _, key in AFFINITY_FEATURES.values()), *inputs]))
+
+    @classmethod
+    def from_batches(cls, scorer: ChampionScorer, batches: Iterable[pd.DataFrame], n_rows: int) -> "CandidateScorer":
+        """Encoded batch by batch into matrices allocated once: the candidates of 100k users never
+        sit in memory as a frame."""
+        by_features = {tuple(ranker.model.features): ranker for ranker in scorer.rankers.values()}
+        matrices = {features: np.empty((n_rows, len(features))) for features in by_features}
+        ad_keys = {key: np.empty(n_rows) for _, _, key in AFFINITY_FEATURES.values()}
+        ad_id, filled = np.empty(n_rows, dtype=np.int64), 0
+        for frame in batches:
+            rows = slice(filled, filled + len(frame))
+            frame = frame.assign(**{column: np.nan for column in ENCODER_FEATURES if column not in frame})
+            for features, ranker in by_features.items():
+                matrices[features][rows] = ranker.model.encode(frame[ranker.input_columns])
+            for key, values in ad_keys.items():
+                values[rows] = pd.to_numeric(frame[key]).to_numpy(dtype=float, na_value=np.nan)
+            ad_id[rows] = frame["ad_id"].to_numpy(dtype=np.int64)
+            filled += len(frame)
+        if filled != n_rows:
+            raise ValueError(f"{filled} candidate rows read, {n_rows} expected")
+        return cls(scorer, {task: matrices[tuple(ranker.model.features)] for task, ranker in scorer.rankers.items()},
+                   ad_keys, ad_id)
 
     def score(self, rows: slice, history: UserHistory, as_of_ns: int) -> UserScores:
         """The champions' scores of `rows` (one user's candidates) with `history` cut before `as_of_ns`."""

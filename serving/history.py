@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from ml.encoder.sequences import EventIndex, UserTokens
-from ml.encoder.vocab import AD_NAMESPACE, BRAND_NAMESPACE, CATEGORY_NAMESPACE, ITEM_NAMESPACE, PAD, event_type_tokens, hash_ids
+from ml.encoder.sequences import UserTokens, event_tokens
+from ml.encoder.vocab import event_type_tokens
 from ml.rankers.live_features import AD_CLICK, UserEvents
 
 
@@ -33,30 +33,76 @@ class UserHistory:
         return int(self.events.ts_ns.max()) if len(self) else None
 
 
-class StreamHistories:
-    """Every user's history in an event stream (user_event_stream rows), indexed once."""
+# The stream in the order EventIndex sorts it (user, ts, event type, event id; nulls first as
+# pd.factorize ranks them), users numbered in user_key order, ids as float (NaN: none).
+_STREAM_USERS = "select distinct user_key from main.user_event_stream order by user_key"
+_STREAM_ROWS = """
+with users as (select user_key, cast(row_number() over (order by user_key) - 1 as integer) as user_code
+               from (select distinct user_key from main.user_event_stream))
+select users.user_code, epoch_ns(stream.ts) as ts_ns, stream.event_type,
+       cast(stream.item_id as double) as item_id, cast(stream.ad_id as double) as ad_id,
+       cast(stream.category_id as double) as category_id, cast(stream.brand_id as double) as brand_id,
+       coalesce(stream.event_id, -1) as event_id
+from main.user_event_stream as stream join users using (user_key)
+order by users.user_code, ts_ns, stream.event_type nulls first, stream.event_id nulls first
+"""
+_TOKEN_COLUMNS = ("item", "category", "brand", "event_type")
 
-    def __init__(self, stream: pd.DataFrame, encoders: dict):
-        self.indexes = {run: EventIndex.from_event_stream(stream, encoder.config) for run, encoder in encoders.items()}
-        self.token_rows = {run: _ranges(index.user_code, index.user_keys) for run, index in self.indexes.items()}
-        # The live-feature arrays grouped by user (their order within a user does not matter).
-        codes, keys = pd.factorize(stream["user_key"], sort=True)
-        order = np.argsort(codes, kind="stable")
-        events = UserEvents.of(stream)  # arrays reordered, not the frame: a stream can hold tens of millions of rows
-        self.events = UserEvents(*(getattr(events, f.name)[order] for f in fields(UserEvents)))
-        self.event_rows = _ranges(codes[order], keys)
-        self.n_events = len(stream)
+
+class StreamHistories:
+    """Every user's history in the warehouse's event stream: columns sorted by user as EventIndex
+    orders them, read in batches straight into arrays (a frame of tens of millions of events with its
+    strings would cost several times the arrays), with each user's rows beside them."""
+
+    def __init__(self, user_keys: list[str], user_code: np.ndarray, event_id: np.ndarray,
+                 tokens: dict[str, UserTokens], events: UserEvents):
+        self.rows = _ranges(user_code, user_keys)
+        self.event_id = event_id  # -1 where the stream has none
+        self.tokens, self.events = tokens, events
+        self.n_events = len(user_code)
+
+    @classmethod
+    def read(cls, conn, encoders: dict, batch_rows: int = 1_000_000) -> "StreamHistories":
+        """main.user_event_stream from an open warehouse connection, tokenized for every encoder in `encoders`."""
+        user_keys = [key for (key,) in conn.sql(_STREAM_USERS).fetchall()]
+        n = conn.sql("select count(*) from main.user_event_stream").fetchall()[0][0]
+        user_code, ts_ns, event_id = np.empty(n, np.int32), np.empty(n, np.int64), np.empty(n, np.int64)
+        is_behavior, is_buy = np.empty(n, bool), np.empty(n, bool)
+        category_id, brand_id = np.empty(n, np.float64), np.empty(n, np.float64)
+        # Token ids fit in int32 (bucket counts); requests widen the few they cut.
+        token_columns = {run: {name: np.empty(n, np.int32) for name in _TOKEN_COLUMNS} for run in encoders}
+        filled = 0
+        for batch in conn.sql(_STREAM_ROWS).to_arrow_reader(batch_rows):
+            rows = slice(filled, filled + batch.num_rows)
+            column = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.schema.names}
+            user_code[rows], ts_ns[rows], event_id[rows] = column["user_code"], column["ts_ns"], column["event_id"]
+            kinds = column["event_type"]
+            is_behavior[rows], is_buy[rows] = kinds != AD_CLICK, kinds == "buy"
+            category_id[rows], brand_id[rows] = column["category_id"], column["brand_id"]
+            type_tokens = event_type_tokens(kinds)
+            for run, encoder in encoders.items():
+                tokens = event_tokens(column["item_id"], column["ad_id"], column["category_id"], column["brand_id"],
+                                      encoder.config)
+                for name in ("item", "category", "brand"):
+                    token_columns[run][name][rows] = tokens[name]
+                token_columns[run]["event_type"][rows] = type_tokens
+            filled += batch.num_rows
+        if filled != n:
+            raise RuntimeError(f"user_event_stream changed while read: {filled} rows, {n} counted")
+        tokens = {run: UserTokens(ts_ns, columns["item"], columns["category"], columns["brand"],
+                                  columns["event_type"], event_id) for run, columns in token_columns.items()}
+        return cls(user_keys, user_code, event_id, tokens,
+                   UserEvents(ts_ns, is_behavior, is_buy, category_id, brand_id))
 
     def __contains__(self, user_key: str) -> bool:
-        return user_key in self.event_rows
+        return user_key in self.rows
 
     def users(self) -> list[str]:
-        return list(self.event_rows)
+        return list(self.rows)
 
     def of(self, user_key: str) -> UserHistory:
-        rows = self.event_rows.get(user_key, slice(0, 0))
-        return UserHistory({run: index.user_tokens(self.token_rows[run].get(user_key, slice(0, 0)))
-                            for run, index in self.indexes.items()},
+        rows = self.rows.get(user_key, slice(0, 0))
+        return UserHistory({run: _take(tokens, rows) for run, tokens in self.tokens.items()},
                            UserEvents(**{f.name: getattr(self.events, f.name)[rows] for f in fields(UserEvents)}))
 
 
@@ -95,12 +141,8 @@ def posted_histories(frames: dict[str, pd.DataFrame], user_keys: dict[int, str],
     events = UserEvents(ts_ns, kinds != AD_CLICK, kinds == "buy", category, brand)
     tokens = {}
     for run, encoder in encoders.items():
-        config = encoder.config
-        ad_tokens = hash_ids(ad, config.item_buckets, AD_NAMESPACE)
-        tokens[run] = UserTokens(ts_ns, np.where(ad_tokens != PAD, ad_tokens,  # an ad click is its ad's token
-                                                 hash_ids(item, config.item_buckets, ITEM_NAMESPACE)),
-                                 hash_ids(category, config.category_buckets, CATEGORY_NAMESPACE),
-                                 hash_ids(brand, config.brand_buckets, BRAND_NAMESPACE),
+        columns = event_tokens(item, ad, category, brand, encoder.config)
+        tokens[run] = UserTokens(ts_ns, columns["item"], columns["category"], columns["brand"],
                                  event_type_tokens(kinds), event_id)
     histories = {}
     for user in np.unique(user_id):

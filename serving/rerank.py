@@ -91,16 +91,17 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
     if not left:
         return Ranking([], fresh_events, used_up, as_of, False)
 
-    feature_rows = snapshot.feature_rows[user_key]  # every planned ad has its candidate row
-    position = {ad_id: i for i, ad_id in enumerate(snapshot.candidate_columns["ad_id"][feature_rows].tolist())}
+    candidates = snapshot.candidates
+    feature_rows = candidates.rows[user_key]  # every planned ad has its candidate row
+    position = {ad_id: i for i, ad_id in enumerate(candidates.scorer.ad_id[feature_rows].tolist())}
     nothing_new = fresh_events == 0 and (latest_ns is None or latest_ns < day_start_ns)
-    rescored = rescore or not (nothing_new and snapshot.planned_scores_current)
+    rescored = rescore or not (nothing_new and candidates.scored_by_current)
     if rescored:  # the behavior features and the encoder's sequences both as of now, posted events included
-        scores = snapshot.candidates.score(feature_rows, history, as_of_ns)
+        scores = candidates.scorer.score(feature_rows, history, as_of_ns)
         explained = scores.top_features
     else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
         scores = None
-        explained = snapshot.candidate_columns["top_features"][feature_rows]
+        explained = candidates.top_features(feature_rows)
 
     ranked, seen = [], set()
     for row in left:  # one row per ad: its earliest remaining planned impression

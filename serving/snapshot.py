@@ -85,19 +85,72 @@ def index_by_user(frame: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, 
 
 
 @dataclass
+class ScheduledCandidates:
+    """The candidate rows of the scheduled (user, ad) pairs, sorted by (user_key, ad_id)."""
+    scorer: CandidateScorer  # their features encoded once, to score a user now
+    rows: dict[str, slice]  # user_key -> the user's rows
+    top_feature_names: np.ndarray  # distinct "first, second" SHAP feature pairs
+    top_feature_codes: np.ndarray  # per row, its pair in top_feature_names
+    scored_by_current: bool  # were the schedule's scores made by the loaded champions and level factors?
+
+    @classmethod
+    def read(cls, conn, schedule_path: Path, schedule_date: dt.date, scorer: ChampionScorer,
+             vectors_per_batch: int = 256) -> "ScheduledCandidates":
+        """ml.scored_candidates' rows the schedule holds, read in batches of 2048 x `vectors_per_batch`
+        rows (the same frames DuckDB's .df() makes) and encoded as they come."""
+        scheduled = ("ml.scored_candidates as candidates semi join read_parquet($path) as planned "
+                     "on candidates.user_key = planned.user_key and candidates.ad_id = planned.ad_id "
+                     "where candidates.schedule_date = $date")
+        params = {"path": str(schedule_path), "date": schedule_date}
+        counts = conn.execute(f"select candidates.user_key, count(*) from {scheduled} group by all order by 1",
+                              params).fetchall()
+        ends = np.cumsum([count for _, count in counts])
+        rows = {key: slice(int(end - count), int(end)) for (key, count), end in zip(counts, ends)}
+        stale = " + ".join([f"count(*) filter (where cast(candidates.{task}_ranker_version as varchar) "
+                            f"is distinct from ${task}_version or candidates.{task}_level_factor "
+                            f"is distinct from ${task}_factor)" for task in scorer.rankers] or ["0"])
+        champions = {**{f"{task}_version": str(ranker.version) for task, ranker in scorer.rankers.items()},
+                     **{f"{task}_factor": float(scorer.level_factors[task]) for task in scorer.rankers}}
+        scored_by_current = conn.execute(f"select {stale} from {scheduled}", {**params, **champions}).fetchall()[0][0] == 0
+
+        stored = {name for name, *_ in conn.execute("describe ml.scored_candidates").fetchall()}
+        # The encoder's outputs are not stored: CandidateScorer computes them per request.
+        columns = ", ".join(f'candidates."{column}"' for column in CandidateScorer.columns_read(scorer)
+                            if column in stored)
+        top_pair = ("coalesce(cast(candidates.top1_feature as varchar), 'None') || ', ' || "
+                    "coalesce(cast(candidates.top2_feature as varchar), 'None') as top_features")
+        result = conn.execute(f"select {columns}, {top_pair} from {scheduled} "
+                              f"order by candidates.user_key, candidates.ad_id", params)
+        pair_code: dict[str, int] = {}
+        codes: list[np.ndarray] = []
+
+        def batches():
+            while not (frame := result.fetch_df_chunk(vectors_per_batch)).empty:
+                batch_codes, pairs = pd.factorize(frame.pop("top_features"))
+                codes.append(np.array([pair_code.setdefault(pair, len(pair_code)) for pair in pairs],
+                                      dtype=np.int32)[batch_codes])
+                yield frame
+
+        candidate_scorer = CandidateScorer.from_batches(scorer, batches(), int(ends[-1]) if len(ends) else 0)
+        return cls(candidate_scorer, rows, np.array(list(pair_code), dtype=object),
+                   np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32), scored_by_current)
+
+    def top_features(self, rows: slice) -> np.ndarray:
+        """The CTR champion's top two SHAP features of `rows` when the schedule scored them."""
+        return self.top_feature_names[self.top_feature_codes[rows]]
+
+
+@dataclass
 class Snapshot:
     schedule_date: dt.date
-    # Each frame sorted by user_key, with each user's rows beside it.
     schedule: pd.DataFrame  # the allocator's rows by (user_key, hour, slot, ad_id): ad_id, bid, bid_type, pctr, ...
-    schedule_rows: dict[str, slice]
-    features: pd.DataFrame  # ranker input columns for every scheduled (user_key, ad_id), by (user_key, ad_id)
-    feature_rows: dict[str, slice]
+    schedule_rows: dict[str, slice]  # user_key -> the user's schedule rows
+    candidates: ScheduledCandidates  # every scheduled (user, ad) pair's features, encoded
     histories: StreamHistories  # user_event_stream as loaded, per user
     stream_event_ids: dict[str, np.ndarray]  # contract table -> sorted event ids the loaded stream holds
     ad_catalog: pd.DataFrame  # ad_id -> category_id, brand_id (latest version of every ingested ad)
     known_event_ids: dict[str, np.ndarray]  # contract table -> sorted event ids already ingested
     scorer: ChampionScorer
-    candidates: CandidateScorer  # the features encoded once, to score a user now
     encoder_versions: dict[str, str]  # encoder run id -> registered interest_encoder version
     loaded_at: pd.Timestamp
 
@@ -107,32 +160,25 @@ class Snapshot:
         path = latest_schedule_path(settings)
         schedule = pd.read_parquet(path)
         schedule_date = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
+        configure_mlflow(settings)
         with open_read_only(settings.warehouse_path, wait_seconds) as conn:
-            features = conn.execute(
-                "select * exclude (pctr, pcvr) from ml.scored_candidates where schedule_date = ?",
-                [schedule_date]).df()
-            event_stream = conn.sql("select * exclude (event_date) from main.user_event_stream").df()
+            scorer = ChampionScorer.load(read_level_factors(conn))
+            candidates = ScheduledCandidates.read(conn, path, schedule_date, scorer)
+            histories = StreamHistories.read(conn, scorer.encoders)
             ad_catalog = conn.sql(
                 "select ad_id, category_id, brand_id from main.stg_raw__ads "
                 "qualify row_number() over (partition by ad_id order by version_date desc) = 1").df()
             known_event_ids = {table: _sorted_ids(conn, table) for table in ("behavior_events", "ad_events")}
-            factors = read_level_factors(conn)
         # The connection is closed here: nothing below touches the warehouse.
-        features = features.merge(schedule[["user_key", "ad_id"]].drop_duplicates(), on=["user_key", "ad_id"])
-        configure_mlflow(settings)
-        scorer = ChampionScorer.load(factors)
         encoder_versions = {run: _encoder_version(run) for run in set(scorer.encoder_run_by_task.values())}
-        log.info("serving %s: %d scheduled rows, %d events", schedule_date, len(schedule), len(event_stream))
-        features, feature_rows = index_by_user(features, ["user_key", "ad_id"])
-        from_ads = (event_stream["event_type"] == "ad_click").to_numpy()  # ad clicks: the stream's only ad events
-        ids = event_stream["event_id"].to_numpy(dtype=np.int64)
-        snapshot = cls(schedule_date, *index_by_user(schedule, ["user_key", "hour", "slot", "ad_id"]),
-                       features, feature_rows, StreamHistories(event_stream, scorer.encoders),
-                       {"ad_events": np.sort(ids[from_ads]), "behavior_events": np.sort(ids[~from_ads])},
-                       ad_catalog.set_index("ad_id"), known_event_ids, scorer, CandidateScorer(scorer, features),
-                       encoder_versions, pd.Timestamp.now())
-        log.info("schedule scored by the loaded champions: %s", snapshot.planned_scores_current)
-        snapshot.plan_columns, snapshot.candidate_columns  # built now, not by the first request
+        log.info("serving %s: %d scheduled rows, %d events", schedule_date, len(schedule), histories.n_events)
+        from_ads = ~histories.events.is_behavior  # ad clicks: the stream's only ad events
+        snapshot = cls(schedule_date, *index_by_user(schedule, ["user_key", "hour", "slot", "ad_id"]), candidates,
+                       histories, {"ad_events": np.sort(histories.event_id[from_ads]),
+                                   "behavior_events": np.sort(histories.event_id[~from_ads])},
+                       ad_catalog.set_index("ad_id"), known_event_ids, scorer, encoder_versions, pd.Timestamp.now())
+        log.info("schedule scored by the loaded champions: %s", candidates.scored_by_current)
+        snapshot.plan_columns  # built now, not by the first request
         return snapshot
 
     @cached_property
@@ -141,22 +187,6 @@ class Snapshot:
         than the request's scoring)."""
         columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason"]
         return {column: self.schedule[column].to_numpy() for column in columns}
-
-    @cached_property
-    def candidate_columns(self) -> dict[str, np.ndarray]:
-        """Each candidate row's ad and the CTR champion's top two SHAP features when the schedule scored it."""
-        return {"ad_id": self.features["ad_id"].to_numpy(dtype=np.int64),
-                "top_features": (self.features["top1_feature"].astype(str) + ", "
-                                 + self.features["top2_feature"].astype(str)).to_numpy(dtype=object)}
-
-    @cached_property
-    def planned_scores_current(self) -> bool:
-        """Were the schedule's scores made by the champions and level factors loaded now?"""
-        return all(
-            (self.features[f"{task}_ranker_version"].astype(str) == str(ranker.version)).all()
-            and (self.features[f"{task}_level_factor"] == self.scorer.level_factors[task]).all()
-            for task, ranker in self.scorer.rankers.items()
-        )
 
     def user_key_of(self, user: str, salt: str) -> str:
         """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""
@@ -167,9 +197,6 @@ class Snapshot:
 
     def user_schedule(self, user_key: str) -> pd.DataFrame:
         return self.schedule.iloc[self.schedule_rows.get(user_key, slice(0, 0))]
-
-    def user_features(self, user_key: str) -> pd.DataFrame:
-        return self.features.iloc[self.feature_rows.get(user_key, slice(0, 0))]
 
     def already_ingested(self, table: str, event_ids: np.ndarray) -> np.ndarray:
         """Per id: is it already in raw.<table> (then the daily ingest would quarantine it as a duplicate)."""

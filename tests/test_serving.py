@@ -217,6 +217,43 @@ def _event_stream(settings) -> pd.DataFrame:
         return conn.sql("select * from main.user_event_stream").df()
 
 
+def test_the_stream_read_in_batches_holds_the_encoders_tokens_in_their_order(pipeline):
+    """The service reads user_event_stream in small batches straight into token arrays; they must be
+    what the encoder's own EventIndex makes of the whole frame (same order, same tokens)."""
+    settings, *_ = pipeline
+    from dataclasses import fields
+
+    from ml.encoder.sequences import EventIndex
+    from ml.scoring import ChampionScorer, read_level_factors
+    from ml.warehouse import connect
+    from serving.history import StreamHistories
+
+    stream = _event_stream(settings)
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        scorer = ChampionScorer.load(read_level_factors(conn))
+        histories = StreamHistories.read(conn, scorer.encoders, batch_rows=1000)  # many batches
+    assert scorer.encoders and histories.n_events == len(stream) > 3000
+    for run, encoder in scorer.encoders.items():
+        index = EventIndex.from_event_stream(stream, encoder.config)
+        assert histories.users() == list(index.user_keys)
+        for field in fields(histories.tokens[run]):
+            np.testing.assert_array_equal(getattr(histories.tokens[run], field.name), getattr(index, field.name),
+                                          err_msg=field.name)
+        assert all(histories.rows[key] == index.user_rows(key) for key in index.user_keys[:50])
+    np.testing.assert_array_equal(histories.events.ts_ns, index.ts_ns)
+    assert histories.events.is_behavior.sum() == (stream["event_type"] != "ad_click").sum()
+    assert histories.events.is_buy.sum() == (stream["event_type"] == "buy").sum()
+
+
+def _scheduled_candidates(settings, schedule_date: dt.date) -> pd.DataFrame:
+    """dbt's candidate rows for the schedule date, by (user_key, ad_id)."""
+    from ml.warehouse import connect
+
+    with connect(settings.warehouse_path, read_only=True) as conn:
+        return conn.execute("select * from ml.scored_candidates where schedule_date = ? order by user_key, ad_id",
+                            [schedule_date]).df()
+
+
 def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
     """Serving recomputes the behavior features as of now; at the schedule day's start they must be
     exactly what dbt computed as of that day (same definitions, no train/serve skew)."""
@@ -230,16 +267,21 @@ def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
     assert dbt_vars["feature_window_days"] == FEATURE_WINDOW_DAYS
     snapshot = Snapshot.load(settings)
     day_start = pd.Timestamp(snapshot.schedule_date)
+    candidates = _scheduled_candidates(settings, snapshot.schedule_date)
+    candidates_of = dict(iter(candidates.groupby("user_key")))
+
+    def user_features(user_key: str) -> pd.DataFrame:
+        return candidates_of[user_key].reset_index(drop=True)
 
     def live_features(user_key: str, as_of: pd.Timestamp) -> pd.DataFrame:
-        rows = snapshot.user_features(user_key)
+        rows = user_features(user_key)
         candidates = {key: rows[key].to_numpy(dtype=float) for key in ("category_id", "brand_id")}
         return pd.DataFrame(behavior_features(snapshot.histories.of(user_key).events, candidates, as_of.value))
 
     users = snapshot.schedule["user_key"].unique()
     with_history = []  # users whose ads' categories they had events in: the comparison is not all zeros
     for user_key in users:
-        dbt_rows = snapshot.user_features(user_key).reset_index(drop=True)
+        dbt_rows = user_features(user_key)
         pd.testing.assert_frame_equal(live_features(user_key, day_start)[LIVE_FEATURE_COLUMNS].astype(float),
                                       dbt_rows[LIVE_FEATURE_COLUMNS].astype(float),
                                       check_exact=False, rtol=1e-9, obj=f"user {user_key}")
@@ -248,7 +290,7 @@ def test_behavior_features_recomputed_at_the_day_start_equal_dbts(pipeline):
     assert len(users) > 20 and len(with_history) > 10
     # Later in the day the same events are further back: hours since grow by the time passed.
     user_key = with_history[0]
-    dbt_rows = snapshot.user_features(user_key).reset_index(drop=True)
+    dbt_rows = user_features(user_key)
     later = live_features(user_key, day_start + pd.Timedelta(hours=3))
     seen = dbt_rows["hours_since_user_category_event"].notna()
     assert seen.any()

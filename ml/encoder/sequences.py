@@ -42,6 +42,16 @@ def _to_ns(timestamps) -> np.ndarray:
     return pd.to_datetime(pd.Series(timestamps)).astype("datetime64[ns]").to_numpy().view(np.int64)
 
 
+def event_tokens(item_ids, ad_ids, category_ids, brand_ids, config: EncoderConfig) -> dict[str, np.ndarray]:
+    """Events' item, category and brand tokens. An ad event is represented by its ad id, so it shares
+    the embedding with that ad as a target."""
+    item_tokens = hash_ids(item_ids, config.item_buckets, ITEM_NAMESPACE)
+    ad_id_tokens = hash_ids(ad_ids, config.item_buckets, AD_NAMESPACE)
+    return {"item": np.where(ad_id_tokens != PAD, ad_id_tokens, item_tokens),
+            "category": hash_ids(category_ids, config.category_buckets, CATEGORY_NAMESPACE),
+            "brand": hash_ids(brand_ids, config.brand_buckets, BRAND_NAMESPACE)}
+
+
 @dataclass(frozen=True)
 class EventIndex:
     """An event stream sorted by (user, ts) with its tokens computed once."""
@@ -77,17 +87,15 @@ class EventIndex:
         order = np.lexsort((*tie_breakers, ts_ns, user_codes))
         n = len(event_stream)
         ad_ids = event_stream["ad_id"] if "ad_id" in event_stream else pd.Series([None] * n)
-        item_tokens = hash_ids(event_stream["item_id"], config.item_buckets, ITEM_NAMESPACE)
-        ad_tokens = hash_ids(ad_ids, config.item_buckets, AD_NAMESPACE)
-        # An ad event is represented by its ad id so it shares the embedding with that ad as a target.
-        item_tokens = np.where(ad_tokens != PAD, ad_tokens, item_tokens)
+        tokens = event_tokens(event_stream["item_id"], ad_ids, event_stream["category_id"], event_stream["brand_id"],
+                              config)
         return cls(
             user_keys=pd.Index(user_keys),
             user_code=user_codes[order].astype(np.int64),
             ts_ns=ts_ns[order],
-            item=item_tokens[order],
-            category=hash_ids(event_stream["category_id"], config.category_buckets, CATEGORY_NAMESPACE)[order],
-            brand=hash_ids(event_stream["brand_id"], config.brand_buckets, BRAND_NAMESPACE)[order],
+            item=tokens["item"][order],
+            category=tokens["category"][order],
+            brand=tokens["brand"][order],
             event_type=event_type_tokens(event_stream["event_type"])[order],
             gap_buckets=config.gap_buckets,
             event_id=(event_stream["event_id"].fillna(-1).to_numpy(dtype=np.int64) if "event_id" in event_stream
