@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from ml.settings import Settings, pseudonymize
+from ml.privacy.pseudonyms import pseudonymize
+from ml.settings import Settings
 from serving.process import REPO, running_service
 
 PATHS = ("cached", "post", "fresh")
@@ -130,7 +131,7 @@ def scheduled_users(settings: Settings) -> tuple[list[str], dict[str, int], dt.d
     keys = pd.read_parquet(path, columns=["user_key"])["user_key"].unique().tolist()
     user_ids = pd.concat(pd.read_parquet(p, columns=["user_id"]) for p in
                          sorted((settings.landing_dir / "users").rglob("*.parquet")))["user_id"].unique()
-    id_of = {pseudonymize(int(u), settings.pseudonym_salt): int(u) for u in user_ids}
+    id_of = {pseudonymize(int(u), settings.pseudonym_key): int(u) for u in user_ids}
     return keys, {key: id_of[key] for key in keys if key in id_of}, dt.date.fromisoformat(path.parent.name[5:])
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ml.privacy.pseudonyms import KEY_VARIABLE, pseudonym_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_TABLES = ("users", "campaigns", "ads", "behavior_events", "ad_events")
@@ -16,7 +17,7 @@ class Settings:
     data_root: Path
     warehouse_path: Path
     mlflow_tracking_uri: str
-    pseudonym_salt: str
+    pseudonym_key: str = field(repr=False)  # a secret: kept out of reprs and logs
     partition_start: dt.date
     # A conversion counts for the last click within this many days; labels are final after it.
     attribution_window_days: int = 7
@@ -67,7 +68,7 @@ class Settings:
             data_root=data_root,
             warehouse_path=warehouse,
             mlflow_tracking_uri=tracking,
-            pseudonym_salt=env.get("AD_PSEUDONYM_SALT", "dev-salt-change-me"),
+            pseudonym_key=pseudonym_key(env),
             partition_start=dt.date.fromisoformat(env.get("AD_PARTITION_START", "2026-11-01")),
             attribution_window_days=int(env.get("AD_ATTRIBUTION_WINDOW_DAYS", "7")),
             retrieval_index=_one_of(env.get("AD_RETRIEVAL_INDEX", "auto"), ("auto", "exact", "ann"), "AD_RETRIEVAL_INDEX"),
@@ -87,7 +88,7 @@ class Settings:
             "AD_DATA_ROOT": str(self.data_root),
             "AD_WAREHOUSE_PATH": str(self.warehouse_path),
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
-            "AD_PSEUDONYM_SALT": self.pseudonym_salt,
+            KEY_VARIABLE: self.pseudonym_key,
             "AD_PARTITION_START": self.partition_start.isoformat(),
             "AD_ATTRIBUTION_WINDOW_DAYS": str(self.attribution_window_days),
             "AD_RETRIEVAL_INDEX": self.retrieval_index,
@@ -105,8 +106,3 @@ def _one_of(value: str, allowed: tuple[str, ...], name: str) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
-
-
-def pseudonymize(user_id: int | str, salt: str) -> str:
-    """Same value as dbt's staging `md5(salt || cast(user_id as varchar))`."""
-    return hashlib.md5(f"{salt}{user_id}".encode()).hexdigest()

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from ml.allocation.fingerprint import schedule_hash
 from ml.registry import CHALLENGER, CHAMPION, configure_mlflow
 from ml.settings import Settings
+from ml.warehouse import connect
 
 SUMMARY_TABLES = [
     "raw.users", "raw.campaigns", "raw.ads", "raw.behavior_events", "raw.ad_events", "raw.quarantine",
@@ -212,7 +213,7 @@ def ab_test_lines(conn: duckdb.DuckDBPyConnection, schedule_day: dt.date) -> lis
 
 def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_seconds: float, peak_gib: float) -> None:
     schedule_day = latest_day + dt.timedelta(days=1)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with connect(settings.warehouse_path, read_only=True) as conn:
         counts = table_counts(conn)
         off_policy = off_policy_lines(conn) + policy_value_lines(conn, schedule_day)
         ab_test = ab_test_lines(conn, schedule_day)

@@ -44,7 +44,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
     install_exact_openapi(app)
     authorised = [Depends(write_guard(token))]
     # One reference to swap: a request sees a snapshot with the live events that go with it.
-    state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_salt))}
+    state = {"current": (Snapshot.load(settings), LiveEvents(settings.pseudonym_key))}
     exempt_from_gc()
 
     def health() -> dict:
@@ -70,7 +70,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
         current, live = state["current"]
         if not (USER_KEY_PATTERN.match(user) or -2**63 <= int(user) < 2**63):
             raise HTTPException(422, [problem(["path", "user"], "user_id out of the int64 range", "int64_range")])
-        user_key = current.user_key_of(user, settings.pseudonym_salt)
+        user_key = current.user_key_of(user, settings.pseudonym_key)
         if not current.knows(user_key) and user_key not in live.histories:
             raise HTTPException(404, f"unknown user {user}: no events and no schedule for "
                                      f"{current.schedule_date} (user_key {user_key})")

@@ -12,15 +12,15 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from ml.settings import pseudonymize
+from ml.privacy.pseudonyms import pseudonymize
 from serving.events import EVENT_TABLES, empty_contract_frame
 from serving.history import UserHistory, posted_histories
 from serving.snapshot import Snapshot
 
 
 class LiveEvents:
-    def __init__(self, salt: str):
-        self.salt = salt
+    def __init__(self, key: str):
+        self.key = key  # the pseudonym key
         self.posted: dict[str, list[pd.DataFrame]] = {table: [] for table in EVENT_TABLES}  # in arrival order
         self.ids: dict[str, set[int]] = {table: set() for table in EVENT_TABLES}
         self.histories: dict[str, UserHistory] = {}  # user_key -> events posted for the user
@@ -58,13 +58,13 @@ class LiveEvents:
             self.impressions.setdefault(user_keys[user_id], Counter())[(int(ad_id), ts.date())] += 1
 
     def user_key(self, user_id: int) -> str:
-        return pseudonymize(int(user_id), self.salt)
+        return pseudonymize(int(user_id), self.key)
 
     def rebased(self, snapshot: Snapshot) -> "LiveEvents":
         """What a newly loaded snapshot still needs from the events posted so far: the ones its event
         stream does not hold yet (ingested is not enough: dbt builds the stream) and the impressions
         of its schedule date. Ids stay remembered, so a retry is still recognised as a duplicate."""
-        fresh = LiveEvents(self.salt)
+        fresh = LiveEvents(self.key)
         keep = {}
         for table, frame in self.frames().items():
             missing = ~snapshot.in_stream(table, frame["event_id"].to_numpy(dtype=np.int64))

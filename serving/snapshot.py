@@ -22,14 +22,15 @@ import pandas as pd
 
 from ml.registry import configure_mlflow
 from ml.scoring import ChampionScorer, read_level_factors
-from ml.settings import Settings, pseudonymize
+from ml.privacy.pseudonyms import pseudonymize
+from ml.settings import Settings
 from ml.warehouse import connect, table_exists
 from serving.candidates import CandidateScorer
 from serving.history import StreamHistories
 
 log = logging.getLogger(__name__)
 
-USER_KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # ml.settings.pseudonymize: an md5 hex digest
+USER_KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # ml.privacy.pseudonyms.pseudonymize: 32 hex digits
 
 
 def latest_schedule_path(settings: Settings) -> Path:
@@ -188,9 +189,9 @@ class Snapshot:
         columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason"]
         return {column: self.schedule[column].to_numpy() for column in columns}
 
-    def user_key_of(self, user: str, salt: str) -> str:
+    def user_key_of(self, user: str, key: str) -> str:
         """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""
-        return user if USER_KEY_PATTERN.match(user) else pseudonymize(int(user), salt)
+        return user if USER_KEY_PATTERN.match(user) else pseudonymize(int(user), key)
 
     def knows(self, user_key: str) -> bool:
         return user_key in self.histories or user_key in self.schedule_rows

@@ -20,7 +20,7 @@ def materialized_pipeline(tmp_path_factory, env: dict[str, str] | None = None, p
     os.environ.update({
         "AD_DATA_ROOT": str(data_root),
         "AD_PARTITION_START": "2026-11-01",
-        "AD_PSEUDONYM_SALT": "test-salt",
+        "AD_PSEUDONYM_KEY": "test-pseudonym-key",
         # 10 tiny days: a 2-day window leaves 8 days with final labels (train, validation, test).
         "AD_ATTRIBUTION_WINDOW_DAYS": "2",
     })

@@ -13,18 +13,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.settings import REPO_ROOT, pseudonymize
+from ml.privacy.pseudonyms import pseudonymize
+from ml.settings import REPO_ROOT
 import dbt_fixtures
 from dbt_fixtures import AS_OF_DATE, ts
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
-TEST_SALT = "test-salt"
+TEST_KEY = "test-pseudonym-key"
 SCHEDULE_DATE = AS_OF_DATE + dt.timedelta(days=1)
 
 
 def user_key(user_id: int) -> str:
-    return pseudonymize(user_id, TEST_SALT)
+    return pseudonymize(user_id, TEST_KEY)
 
 
 def run_dbt(command: list[str], warehouse: Path, work_dir: Path) -> None:
@@ -33,7 +34,7 @@ def run_dbt(command: list[str], warehouse: Path, work_dir: Path) -> None:
     env = {
         **os.environ,
         "AD_WAREHOUSE_PATH": str(warehouse),
-        "AD_PSEUDONYM_SALT": TEST_SALT,
+        "AD_PSEUDONYM_KEY": TEST_KEY,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     args = [str(DBT_EXECUTABLE), *command,
@@ -51,7 +52,7 @@ def candidates() -> list[tuple[str, int, dt.date]]:
     return [
         (user_key(1), 300, SCHEDULE_DATE),
         (user_key(2), 100, SCHEDULE_DATE),
-        (pseudonymize(999, TEST_SALT), 200, SCHEDULE_DATE),  # a user with no history at all
+        (pseudonymize(999, TEST_KEY), 200, SCHEDULE_DATE),  # a user with no history at all
     ]
 
 
@@ -179,7 +180,7 @@ def test_candidate_features_share_the_training_feature_columns(built_warehouse):
     assert (user_1["hour"], user_1["slot"], user_1["day_of_week"]) == (10, 1, 5)
     assert user_1["user_events_7d"] == 4 and user_1["city_tier"] == 2
     assert user_1["hours_since_user_category_event"] == pytest.approx(84 + 35 / 60)
-    newcomer = rows[pseudonymize(999, TEST_SALT)]
+    newcomer = rows[pseudonymize(999, TEST_KEY)]
     assert newcomer["user_events_7d"] == 0 and newcomer["gender"] is None and newcomer["bid"] == pytest.approx(5.0)
 
 

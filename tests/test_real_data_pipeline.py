@@ -37,7 +37,7 @@ def environment(**variables: str):
     saved = dict(os.environ)
     for name in ("AD_WAREHOUSE_PATH", "MLFLOW_TRACKING_URI", "AD_PARTITION_START", "DAGSTER_HOME"):
         os.environ.pop(name, None)
-    os.environ.update({"AD_PSEUDONYM_SALT": "test-salt", **variables})
+    os.environ.update({"AD_PSEUDONYM_KEY": "test-pseudonym-key", **variables})
     _drop_orchestration_modules()
     try:
         yield

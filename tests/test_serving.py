@@ -40,12 +40,12 @@ def server(pipeline, tmp_path_factory):
 def scheduled(server):
     """The schedule, the ads table, and simulated user ids of scheduled users (most rows first)."""
     settings, _ = server
-    from ml.settings import pseudonymize
+    from ml.privacy.pseudonyms import pseudonymize
     from ml.simulator.world import World
 
     schedule = pd.read_parquet(sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1])
     ads = pd.concat(pd.read_parquet(p) for p in (settings.landing_dir / "ads").glob("date=*/*.parquet"))
-    by_key = {pseudonymize(int(World.ids("user", i)), settings.pseudonym_salt): int(World.ids("user", i))
+    by_key = {pseudonymize(int(World.ids("user", i)), settings.pseudonym_key): int(World.ids("user", i))
               for i in range(1000)}  # the fixture world's users
     users = [(by_key[key], key) for key in schedule["user_key"].value_counts().index]
     return schedule, ads.drop_duplicates("ad_id", keep="last").set_index("ad_id"), users
@@ -314,7 +314,7 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
     give the same sequences (tokens, order) and features, hence the same scores, as the event stream
     dbt built from them."""
     settings, *_ = pipeline
-    from ml.settings import pseudonymize
+    from ml.privacy.pseudonyms import pseudonymize
     from serving.events import EventBatch, contract_frames
     from serving.history import posted_histories
     from serving.rerank import rerank
@@ -337,7 +337,7 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
             ad_events=ad_events[ad_events["event_id"].isin(clicks["event_id"])].to_dict("records"))
         frames = contract_frames(batch)
         user_id = int(pd.concat([frames["behavior_events"]["user_id"], frames["ad_events"]["user_id"]]).iloc[0])
-        assert pseudonymize(user_id, settings.pseudonym_salt) == user_key
+        assert pseudonymize(user_id, settings.pseudonym_key) == user_key
         posted = posted_histories(frames, {user_id: user_key}, snapshot.ad_catalog, snapshot.scorer.encoders)[user_key]
         assert len(posted) == len(recent)
         from_warehouse = snapshot.histories.of(user_key)

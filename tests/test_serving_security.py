@@ -43,11 +43,11 @@ def service(pipeline, tmp_path_factory):
 def scheduled_user(service):
     """(user_id, its ads answer) for the scheduled user with the most planned rows."""
     settings, running = service
-    from ml.settings import pseudonymize
+    from ml.privacy.pseudonyms import pseudonymize
     from ml.simulator.world import World
 
     schedule = pd.read_parquet(sorted((settings.data_root / "schedules").glob("date=*/schedule.parquet"))[-1])
-    by_key = {pseudonymize(int(World.ids("user", i)), settings.pseudonym_salt): int(World.ids("user", i))
+    by_key = {pseudonymize(int(World.ids("user", i)), settings.pseudonym_key): int(World.ids("user", i))
               for i in range(1000)}  # the fixture world's users
     user_id = by_key[schedule["user_key"].value_counts().index[0]]
     status, answer = call(f"{running.base}/users/{user_id}/ads?k=50")

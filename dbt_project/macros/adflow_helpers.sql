@@ -13,9 +13,11 @@
     _partition_date <= {{ as_of_date() }}
 {%- endmacro %}
 
-{#- Must equal ml.settings.pseudonymize: md5 of salt followed by the decimal user id. -#}
+{#- HMAC-SHA256 of the decimal user id under AD_PSEUDONYM_KEY: a DuckDB function registered by
+    ml/privacy/dbt_plugin.py (the same code as ml.privacy.pseudonyms.pseudonymize), so the key is
+    never a literal in the SQL dbt compiles. -#}
 {% macro pseudonymize(user_id_column) -%}
-    md5('{{ env_var("AD_PSEUDONYM_SALT", "dev-salt-change-me") }}' || cast({{ user_id_column }} as varchar))
+    user_pseudonym(cast({{ user_id_column }} as bigint))
 {%- endmacro %}
 
 {#- Beta-prior smoothing so that a handful of impressions cannot produce a CTR of 0 or 1. -#}
@@ -31,8 +33,8 @@
 {%- endmacro %}
 
 {#- A `user_keys` CTE: (user_id, user_key) for each distinct user_id of `relation`. Hashing the few
-    distinct ids and joining them back costs a fraction of one md5 per event row; a null user_id
-    finds no match and gets a null user_key, as md5 of a null would give. -#}
+    distinct ids and joining them back costs a fraction of one HMAC per event row; a null user_id
+    finds no match and gets a null user_key, as the function of a null would give. -#}
 {% macro user_keys_of(relation) -%}
 user_keys as (
     select user_id, {{ pseudonymize('user_id') }} as user_key

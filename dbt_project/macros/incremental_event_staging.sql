@@ -11,7 +11,7 @@
        among them and dropping ids already staged in an earlier partition.
   The result has the rows a full rebuild would have, so re-running or backfilling any day is
   idempotent. A partition that lost a re-sent event to the dedupe never matches raw's count and is
-  simply restaged every run. A changed salt invalidates every user_key: one staged row is
+  simply restaged every run. A changed pseudonym key invalidates every user_key: one staged row is
   re-hashed from its raw row, and on a mismatch everything is restaged. A change to the model's
   logic needs `dbt build --full-refresh`, as for any incremental model.
 -#}
@@ -38,7 +38,7 @@
         (select * from staged_partitions except select * from raw_partitions)
     ),
 
-    salt_unchanged as (
+    key_unchanged as (
         select coalesce(bool_and(staged.user_key is not distinct from {{ pseudonymize('landed.user_id') }}), true) as ok
         from (select event_id, user_key, partition_date from {{ this }} limit 1) as staged
         inner join {{ raw_relation }} as landed
@@ -46,7 +46,7 @@
     )
 
     select case
-        when not (select ok from salt_unchanged) then date '0001-01-01'
+        when not (select ok from key_unchanged) then date '0001-01-01'
         else coalesce((select min(partition_date) from differing), cast({{ as_of_date() }} + interval 1 day as date))
     end
 )

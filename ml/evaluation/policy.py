@@ -20,7 +20,7 @@ from ml.allocation.baselines import oracle_schedule, popularity_schedule, random
 from ml.allocation.instance import CANDIDATE_KEYS
 from ml.allocation.value import schedule_value
 from ml.ordering import in_key_order
-from ml.settings import pseudonymize
+from ml.privacy.pseudonyms import pseudonymize
 from ml.simulator import GroundTruth
 from ml.simulator.world import World
 
@@ -28,10 +28,10 @@ from ml.simulator.world import World
 SCHEDULE_KEYS = ["user_key", "hour", "slot", "ad_id"]
 
 
-def user_ids_by_key(truth: GroundTruth, salt: str) -> pd.Series:
+def user_ids_by_key(truth: GroundTruth, key: str) -> pd.Series:
     """user_key (pseudonym, as in the warehouse) → the simulator's user_id, for ground-truth lookups."""
     user_ids = World.ids("user", np.arange(truth.world.n_users))
-    return pd.Series(user_ids, index=[pseudonymize(int(u), salt) for u in user_ids])
+    return pd.Series(user_ids, index=[pseudonymize(int(u), key) for u in user_ids])
 
 
 def true_probabilities_for(truth: GroundTruth, rows: pd.DataFrame, user_ids: pd.Series, day: dt.date,
@@ -45,14 +45,14 @@ def true_probabilities_for(truth: GroundTruth, rows: pd.DataFrame, user_ids: pd.
 
 
 def evaluate_schedules(
-    truth: GroundTruth, salt: str, schedule: pd.DataFrame, scored_candidates: pd.DataFrame,
+    truth: GroundTruth, key: str, schedule: pd.DataFrame, scored_candidates: pd.DataFrame,
     campaigns: pd.DataFrame, user_hours: pd.DataFrame, schedule_date: dt.date, config: AllocationConfig,
 ) -> pd.DataFrame:
     """One row per policy: expected clicks, conversions, advertiser value, spend, and share of the oracle's value."""
     # Sums run in row order: the same rows read in another order must give the same table.
     schedule = in_key_order(schedule, SCHEDULE_KEYS)
     scored_candidates = in_key_order(scored_candidates, CANDIDATE_KEYS)
-    user_ids = user_ids_by_key(truth, salt)
+    user_ids = user_ids_by_key(truth, key)
     # The oracle sees the truth at the hour the candidate was scored for, in slot 1, like the rankers.
     candidate_pctr, candidate_pcvr = true_probabilities_for(truth, scored_candidates, user_ids, schedule_date,
                                                             slot_column=None)

@@ -35,9 +35,9 @@ def _not_run(reason: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"status": f"not run: {reason}"})
 
 
-def schedule_positions(truth: GroundTruth, salt: str, schedule: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def schedule_positions(truth: GroundTruth, key: str, schedule: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The schedule's rows as the simulator's (user, ad) positions."""
-    user_ids = user_ids_by_key(truth, salt).reindex(schedule["user_key"]).to_numpy()
+    user_ids = user_ids_by_key(truth, key).reindex(schedule["user_key"]).to_numpy()
     if np.isnan(user_ids.astype(float)).any():
         raise ValueError("the schedule names users the simulator does not know: the warehouse and the ground "
                          "truth come from different runs")
@@ -91,7 +91,7 @@ def ab_test_readout(context: dg.AssetExecutionContext, config: ABTestConfig, pla
     if schedule.empty:
         return _not_run(f"no schedule for {schedule_date}")
 
-    served = serve_ab_day(truth.world, continuation, *schedule_positions(truth, settings.pseudonym_salt, schedule),
+    served = serve_ab_day(truth.world, continuation, *schedule_positions(truth, settings.pseudonym_key, schedule),
                           treatment_share=config.treatment_share)
     save_served_day(served, served_day_dir(settings.data_root, schedule_date))
     arms = arm_table(served.impressions, served.users, served.campaigns).assign(

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from ml.privacy.pseudonyms import warn_if_dev_key_on_real_data
 from ml.settings import REPO_ROOT
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
@@ -66,7 +67,10 @@ translator = AdflowDbtTranslator(
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, platform: PlatformResource):
     """`dbt build` of the asset's selection as of the partition day; events stream back as
     materializations and asset check results."""
-    settings = platform.settings  # also exports the warehouse path and salt for the dbt subprocess
+    settings = platform.settings  # also exports the warehouse path and pseudonym key for the dbt subprocess
+    # The simulator leaves its ground truth beside the landing files; real logs have none.
+    warn_if_dev_key_on_real_data(settings.pseudonym_key, simulated=settings.ground_truth_dir.exists(),
+                                 logger=context.log)
     dbt_vars = {"as_of_date": context.partition_key, "attribution_window_days": settings.attribution_window_days}
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 

@@ -30,7 +30,7 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig,
         ads = eligible_ads(conn, schedule_date)
         user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
     campaigns = campaigns_of(ads)
-    report = evaluate_schedules(GroundTruth.load(settings.ground_truth_dir), settings.pseudonym_salt, schedule,
+    report = evaluate_schedules(GroundTruth.load(settings.ground_truth_dir), settings.pseudonym_key, schedule,
                                 scored, campaigns, user_hours, schedule_date, config.allocation())
     with platform.warehouse() as conn:
         replace_rows(conn, "ml.policy_evaluation", report.assign(schedule_date=schedule_date), "schedule_date",

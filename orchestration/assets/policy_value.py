@@ -99,7 +99,7 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
         table = estimate_frame(rounds, clip=DR_WEIGHT_CLIP, impressions_per_day=len(schedule))
         true_value = None
         if truth is not None:
-            user_ids = user_ids_by_key(truth, settings.pseudonym_salt)
+            user_ids = user_ids_by_key(truth, settings.pseudonym_key)
             true_value = true_value_per_impression(
                 rounds, logged, schedule, lambda rows: true_probabilities_for(truth, rows, user_ids, holdout_day))
         tables.append(table.assign(policy=policy, schedule_date=schedule_date, holdout_day=holdout_day,

@@ -1,0 +1,1 @@
+"""Privacy: keyed user pseudonyms shared by dbt and Python."""
