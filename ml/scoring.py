@@ -12,6 +12,7 @@ from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of,
 from ml.ordering import in_key_order
 from ml.popularity import has_ad_counts, pooled_rate, popularity_rate
 from ml.rankers.features import ENCODER_FEATURES
+from ml.rankers.why import popular_ad_words
 from ml.registry import CHAMPION
 from ml.warehouse import table_exists
 
@@ -83,13 +84,14 @@ class ChampionScorer:
             scored[f"{task}_level_factor"] = factor
             if task == "ctr" and explain:
                 explained = ranker.explain(inputs, top_k=2)
-                scored[["top1_feature", "top2_feature"]] = explained[["top1_feature", "top2_feature"]].to_numpy()
+                scored[["top1_feature", "top2_feature", "why"]] = explained[["top1_feature", "top2_feature", "why"]].to_numpy()
         for task in RANKER_NAMES.keys() - self.rankers.keys():
             scored[f"p{task}"], scored[f"{task}_ranker_version"], scored[f"{task}_level_factor"] = np.nan, None, 1.0
         if "ctr" not in self.rankers:
             scored["pctr"] = ctr_fallback(features)
             if explain:
                 scored[["top1_feature", "top2_feature"]] = None
+                scored["why"] = [popular_ad_words(pctr) for pctr in scored["pctr"]]
         return scored
 
 

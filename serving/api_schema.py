@@ -100,6 +100,8 @@ class Ad(BaseModel):
     planned_value: float | None
     reason: str
     top_features: str
+    why: str | None = Field(description="why this ad, in words: the CTR ranker's largest positive SHAP "
+                            "contributions for this user and ad now (null for schedules made before explanations)")
     propensity: float = Field(gt=0, le=1, description=(
         "probability with which this policy shows this ad in this slot (1.0: the ranking is "
         "deterministic). Send it back as the impression's `propensity` in POST /events, so "

@@ -24,6 +24,7 @@ class UserScores:
     pctr: np.ndarray | None  # None: no CTR champion (the schedule's popularity pCTR stands)
     pcvr: np.ndarray | None  # None: no CVR champion
     top_features: list[str] | None  # the CTR champion's top two SHAP features per row
+    why: list[str] | None  # its largest positive contributions in words (ml.rankers.why)
 
 
 class CandidateScorer:
@@ -81,7 +82,7 @@ class CandidateScorer:
                                                                encoder.config.gap_buckets)
                 logit, similarity = encoder.score_user(sequence, self.ad_vectors[run][self.ad_row[rows]])
                 encoded[run] = {"encoder_logit": logit, "encoder_similarity": similarity}
-        scores = UserScores(None, None, None)
+        scores = UserScores(None, None, None, None)
         for task, ranker in self.scorer.rankers.items():
             matrix = self.matrices[task][rows].copy()
             columns = {**live, **encoded[self.scorer.encoder_run_by_task[task]]}
@@ -90,5 +91,6 @@ class CandidateScorer:
             probability = np.clip(ranker.model.predict_encoded(matrix) * self.scorer.level_factors[task], 0.0, 1.0)
             setattr(scores, f"p{task}", probability)
             if task == "ctr":
-                scores.top_features = [", ".join(names) for names in ranker.model.top_feature_names(matrix, 2)]
+                names, scores.why = ranker.model.top_features_and_why(matrix, 2)
+                scores.top_features = [", ".join(pair) for pair in names]
         return scores

@@ -116,6 +116,7 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
         # (ml/cvr_fallback.py), which fresh events of one user do not move: its pCVR stands.
         pcvr = planned_pcvr if scores is None or scores.pcvr is None else float(scores.pcvr[at])
         top_features = str(explained[at]) if explained is not None else "None, None"
+        why = rows["why"][row] if scores is None or scores.why is None else scores.why[at]
         value = _value(rows["bid"][row], rows["bid_type"][row], pctr, pcvr)
         ranked.append({"rank": 0, "ad_id": ad_id, "campaign_id": rows["campaign_id"][row], "hour": rows["hour"][row],
                        "slot": rows["slot"][row], "bid": rows["bid"][row], "bid_type": rows["bid_type"][row],
@@ -123,7 +124,7 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
                        "planned_pcvr": planned_pcvr, "planned_value": _number(rows["expected_value"][row]),
                        "reason": _reason(rows["reason"][row], value, rows["expected_value"][row], fresh_events,
                                          top_features),
-                       "top_features": top_features, "propensity": POLICY_PROPENSITY})
+                       "top_features": top_features, "why": why, "propensity": POLICY_PROPENSITY})
     ranked.sort(key=lambda ad: (-ad["value"], ad["ad_id"], ad["hour"], ad["slot"]))
     for rank, ad in enumerate(ranked[:k], start=1):
         ad["rank"] = rank

@@ -186,8 +186,10 @@ class Snapshot:
     def plan_columns(self) -> dict[str, np.ndarray]:
         """The schedule's columns a request reads, as arrays (slicing a frame per request costs more
         than the request's scoring)."""
-        columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason"]
-        return {column: self.schedule[column].to_numpy() for column in columns}
+        columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason",
+                   "why"]  # `why`: missing from schedules made before explanations in words
+        return {column: self.schedule[column].to_numpy() if column in self.schedule
+                else np.full(len(self.schedule), None, dtype=object) for column in columns}
 
     def user_key_of(self, user: str, key: str) -> str:
         """A path's user: a raw user_id (as in the landing files) or its pseudonym, the warehouse user_key."""

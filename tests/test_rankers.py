@@ -209,3 +209,44 @@ def test_extra_numeric_columns_join_the_registered_recipe(days, ctr_ranker):
     assert with_truth.feature_spec.features == ctr_ranker.feature_spec.features + ["true_pctr"]
     assert with_truth.feature_importance().set_index("feature").loc["true_pctr", "gain_share"] > 0.1
     assert auc(test["label_click"], with_truth.predict(test)) > auc(test["label_click"], ctr_ranker.predict(test))
+
+
+def test_why_puts_the_largest_positive_shap_contributions_in_words(days, ctr_ranker):
+    """The words come from the model: each row's phrases are its largest positive contributions, with
+    the row's own values; changing the model's reason changes the words."""
+    from ml.rankers.why import NOTHING_STOOD_OUT, _phrase, explain_in_words
+
+    _, _, test = days
+    model = ctr_ranker.deployable()
+    matrix = model.encode(test.head(400))
+    contributions = model.booster.predict(matrix, pred_contrib=True)
+    words = model.explain_encoded(matrix)["why"].tolist()
+    levels = model.feature_spec.categorical_levels
+    for row in range(len(matrix)):
+        pushed_up = [position for position in np.argsort(-contributions[row, :-1], kind="stable")
+                     if contributions[row, position] > 0]
+        phrases = [p for p in (_phrase(model.features[i], matrix[row, i], levels.get(model.features[i]))
+                               for i in pushed_up) if p is not None]
+        expected = "; ".join(list(dict.fromkeys(phrases))[:2]) or NOTHING_STOOD_OUT
+        assert words[row] == expected
+    # The planted signal (category events) is said with the row's count.
+    position = model.features.index("user_category_events_7d")
+    said = [row for row in range(len(matrix)) if "in this ad's category this week" in words[row]]
+    assert len(said) > 20
+    row = said[0]
+    assert f"you viewed {int(matrix[row, position])} item" in words[row]
+    # Only the contributions decide: flip the signs and another sentence comes out.
+    flipped = explain_in_words(-contributions, matrix, model.features, levels)
+    assert sum(a != b for a, b in zip(flipped, words)) > 300
+
+
+def test_why_words_for_values():
+    from ml.rankers.why import _phrase
+
+    assert _phrase("user_category_events_7d", 5.0, None) == "you viewed 5 items in this ad's category this week"
+    assert _phrase("user_category_events_7d", 0.0, None) is None  # nothing seen is no reason
+    assert _phrase("hours_since_user_brand_event", np.nan, None) is None
+    assert _phrase("ad_age_days", 1.0, None) == "this ad is new"
+    assert _phrase("ad_ctr_7d", 0.034, None) == "this ad is clicked on 3.4% of its views"
+    assert _phrase("hours_since_user_category_event", 3.2, None) == "you looked at this ad's category 3 hours ago"
+    assert _phrase("category_id", 1.0, ["7", "12"]) == "ads in category 12 do well"

@@ -101,6 +101,9 @@ def test_a_users_ads_are_their_schedule_reranked(server, scheduled):
         assert again["value"] == pytest.approx(ad["planned_value"], rel=1e-6)
         assert again["top_features"] == ad["top_features"]
         assert ad["reason"] and "no fresh events" in ad["reason"]
+        # Why, in words: the schedule's, and the same words when the champions score it again.
+        assert ad["why"] and ad["why"] in set(planned.loc[planned["ad_id"] == ad["ad_id"], "why"])
+        assert again["why"] == ad["why"]
 
     hour = int(planned["hour"].iloc[0])
     in_hour = _ads(base, user_id, hour=hour, k=1)
@@ -137,7 +140,7 @@ def test_fresh_events_in_the_ads_category_change_the_users_scores(server, schedu
         assert set(_by_ad(after)) == set(_by_ad(before[user_id]))  # still only the planned ads
         changed.append(any(after_ad["pctr"] != _by_ad(before[user_id])[ad_id]["pctr"]
                            for ad_id, after_ad in _by_ad(after).items()))
-        assert all("15 fresh events" in ad["reason"] for ad in after["ads"])
+        assert all("15 fresh events" in ad["reason"] and ad["why"] for ad in after["ads"])
     assert any(changed), "fresh events in the ads' categories changed no score"
     assert _ads(base, untouched[0], k=50)["ads"] == before[untouched[0]]["ads"]  # others are not affected
 

@@ -34,7 +34,8 @@ from ml.allocation.repair import trim_to_caps
 from ml.ordering import in_key_order
 
 SCHEDULE_COLUMNS = ["user_key", "schedule_date", "hour", "slot", "ad_id", "campaign_id", "advertiser_id",
-                    "pctr", "pcvr", "bid", "bid_type", "expected_value", "expected_cost", "source", "reason"]
+                    "pctr", "pcvr", "bid", "bid_type", "expected_value", "expected_cost", "source", "reason",
+                    "why"]
 
 
 @dataclass
@@ -180,6 +181,8 @@ def _schedule_frame(instance: AllocationInstance, rows: np.ndarray, positions: n
         out[column] = chosen[column].to_numpy()
     out["source"] = chosen["source"].to_numpy() if "source" in chosen else "interest"
     out["reason"] = build_reasons(chosen).to_numpy()
+    # The CTR ranker's largest positive SHAP contributions in words (ml.rankers.why), when scored by one.
+    out["why"] = chosen["why"].to_numpy() if "why" in chosen else None
     return out.sort_values(["user_key", "slot"], kind="stable").reset_index(drop=True)
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from ml.rankers.calibration import Calibrator
 from ml.rankers.explain import top_contributions, top_feature_order
 from ml.rankers.features import FeatureSpec
+from ml.rankers.why import explain_in_words
 
 BOOSTER_FILE, SPEC_FILE = "booster.txt", "ranker.json"
 
@@ -43,13 +44,21 @@ class RankerModel:
         return self.predict_encoded(self.encode(frame))
 
     def explain_encoded(self, matrix: np.ndarray, top_k: int = 2) -> pd.DataFrame:
-        """Top SHAP features per row, from LightGBM's own TreeSHAP (pred_contrib)."""
-        return top_contributions(self.booster.predict(matrix, pred_contrib=True), self.features, top_k)
+        """Top SHAP features per row, from LightGBM's own TreeSHAP (pred_contrib), and `why`: the
+        largest positive contributions in words (ml.rankers.why)."""
+        contributions = self.booster.predict(matrix, pred_contrib=True)
+        explained = top_contributions(contributions, self.features, top_k)
+        explained["why"] = self._in_words(contributions, matrix)
+        return explained
 
-    def top_feature_names(self, matrix: np.ndarray, top_k: int = 2) -> np.ndarray:
-        """explain_encoded's feature names alone, [rows, top_k], without building a frame."""
-        order = top_feature_order(self.booster.predict(matrix, pred_contrib=True), top_k)
-        return np.asarray(self.features, dtype=object)[order]
+    def top_features_and_why(self, matrix: np.ndarray, top_k: int = 2) -> tuple[np.ndarray, list[str]]:
+        """explain_encoded's feature names, [rows, top_k], and its words, without building a frame."""
+        contributions = self.booster.predict(matrix, pred_contrib=True)
+        names = np.asarray(self.features, dtype=object)[top_feature_order(contributions, top_k)]
+        return names, self._in_words(contributions, matrix)
+
+    def _in_words(self, contributions: np.ndarray, matrix: np.ndarray) -> list[str]:
+        return explain_in_words(contributions, matrix, self.features, self.feature_spec.categorical_levels)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
