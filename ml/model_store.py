@@ -16,7 +16,7 @@ import pandas as pd
 from mlflow.models import Model
 
 from ml.rankers import ranker_pyfunc
-from ml.rankers.features import FeatureSpec
+from ml.rankers.features import RESTRICTED_COLUMN, FeatureSpec
 from ml.rankers.ranker_model import RankerModel
 from ml.registry import CHAMPION, version_by_alias
 
@@ -29,12 +29,18 @@ class RegisteredRanker:
     model: RankerModel
     input_columns: list[str]  # the registered signature's columns
 
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The signature's columns, and the restricted-category flag when the frame has it (it
+        decides which rows hide their protected attributes: ml.rankers.features)."""
+        flag = [RESTRICTED_COLUMN] if RESTRICTED_COLUMN in frame and RESTRICTED_COLUMN not in self.input_columns else []
+        return frame[self.input_columns + flag]
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.model.predict(frame[self.input_columns])
+        return self.model.predict(self.inputs(frame))
 
     def explain(self, frame: pd.DataFrame, top_k: int = 2) -> pd.DataFrame:
         """Top SHAP features per row from LightGBM's own pred_contrib, indexed like `frame`."""
-        explained = self.model.explain_encoded(self.model.encode(frame[self.input_columns]), top_k)
+        explained = self.model.explain_encoded(self.model.encode(self.inputs(frame)), top_k)
         explained.index = frame.index
         return explained
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ml.rankers.features import ENCODER_FEATURES
+from ml.rankers.features import ENCODER_FEATURES, RESTRICTED_COLUMN
 from ml.rankers.live_features import AFFINITY_FEATURES, LIVE_FEATURE_COLUMNS, behavior_features
 from ml.scoring import ChampionScorer
 from serving.history import UserHistory
@@ -47,7 +47,8 @@ class CandidateScorer:
     def columns_read(scorer: ChampionScorer) -> list[str]:
         """The candidate columns `from_batches` needs."""
         inputs = [column for ranker in scorer.rankers.values() for column in ranker.input_columns]
-        return list(dict.fromkeys(["ad_id", *(key for _, _, key in AFFINITY_FEATURES.values()), *inputs]))
+        return list(dict.fromkeys(["ad_id", *(key for _, _, key in AFFINITY_FEATURES.values()), *inputs,
+                                   RESTRICTED_COLUMN]))
 
     @classmethod
     def from_batches(cls, scorer: ChampionScorer, batches: Iterable[pd.DataFrame], n_rows: int) -> "CandidateScorer":
@@ -61,7 +62,7 @@ class CandidateScorer:
             rows = slice(filled, filled + len(frame))
             frame = frame.assign(**{column: np.nan for column in ENCODER_FEATURES if column not in frame})
             for features, ranker in by_features.items():
-                matrices[features][rows] = ranker.model.encode(frame[ranker.input_columns])
+                matrices[features][rows] = ranker.model.encode(ranker.inputs(frame))
             for key, values in ad_keys.items():
                 values[rows] = pd.to_numeric(frame[key]).to_numpy(dtype=float, na_value=np.nan)
             ad_id[rows] = frame["ad_id"].to_numpy(dtype=np.int64)

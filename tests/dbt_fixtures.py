@@ -110,11 +110,16 @@ AD_EVENTS = [
 ]
 
 
+# Optional contract columns the story rows leave NULL (ingest adds them to raw as well).
+OPTIONAL_RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {"campaigns": [("restricted", "BOOLEAN")]}
+
+
 def _create_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("create schema if not exists raw")
     conn.execute("create schema if not exists ml")
     for table, columns in RAW_TABLE_COLUMNS.items():
-        column_sql = ", ".join(f"{name} {type_}" for name, type_ in columns + LOAD_COLUMNS)
+        all_columns = columns + LOAD_COLUMNS + OPTIONAL_RAW_COLUMNS.get(table, [])
+        column_sql = ", ".join(f"{name} {type_}" for name, type_ in all_columns)
         conn.execute(f"create table if not exists raw.{table} ({column_sql})")
     conn.execute(
         "create table if not exists ml.ad_candidates (user_key VARCHAR, ad_id BIGINT, schedule_date DATE)"
@@ -140,7 +145,8 @@ def insert_rows(path: Path | str, table: str, rows: Iterable[tuple[Any, ...]]) -
         records.append(values + (partition_date, source_file, loaded_at))
     with duckdb.connect(str(path)) as conn:
         _create_tables(conn)
-        conn.executemany(f"insert into raw.{table} values ({placeholders})", records)
+        names = ", ".join(columns + [name for name, _ in LOAD_COLUMNS])
+        conn.executemany(f"insert into raw.{table} ({names}) values ({placeholders})", records)
 
 
 def write_candidates(path: Path | str, candidates: Iterable[tuple[str, int, dt.date]]) -> None:

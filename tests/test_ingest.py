@@ -210,3 +210,24 @@ def test_raw_table_drifted_from_the_contract_is_a_clear_error(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"raw\.users has columns .* migrate or drop raw\.users"):
         ingest_table_partition(conn, tmp_path / "landing", "users", DAY)
+
+
+def test_a_raw_table_from_before_an_optional_column_gains_it(tmp_path):
+    """raw.campaigns made before `restricted` joined the contract: ingest adds the column, old rows
+    read NULL (not restricted downstream) and new files with or without it load."""
+    from ml.ingest.schema import raw_table_columns
+    from ml.ingest.contract import CONTRACTS
+
+    conn = connect(tmp_path)
+    conn.execute("create schema raw")
+    old_columns = [(name, sql_type) for name, sql_type in raw_table_columns(CONTRACTS["campaigns"])
+                   if name != "restricted"]
+    conn.execute(f"create table raw.campaigns ({', '.join(f'{n} {t}' for n, t in old_columns)})")
+    landing = tmp_path / "landing"
+    write_parquet(landing, "campaigns", campaigns_frame())  # no restricted column
+    ingest_table_partition(conn, landing, "campaigns", DAY)
+    write_parquet(landing, "campaigns", campaigns_frame().assign(restricted=True), day=NEXT_DAY)
+    ingest_table_partition(conn, landing, "campaigns", NEXT_DAY)
+
+    flags = conn.execute("select _partition_date, restricted from raw.campaigns order by 1").fetchall()
+    assert [flag for _, flag in flags] == [None] * (len(flags) // 2) + [True] * (len(flags) // 2)

@@ -250,3 +250,22 @@ def test_why_words_for_values():
     assert _phrase("ad_ctr_7d", 0.034, None) == "this ad is clicked on 3.4% of its views"
     assert _phrase("hours_since_user_category_event", 3.2, None) == "you looked at this ad's category 3 hours ago"
     assert _phrase("category_id", 1.0, ["7", "12"]) == "ads in category 12 do well"
+
+
+def test_a_restricted_campaigns_scores_ignore_gender_and_age_band(days, ctr_ranker):
+    """Housing, employment, credit: for a restricted campaign's rows the ranker sees no gender, age
+    band or occupation, so changing them changes nothing; for other rows it does (the model uses them)."""
+    _, _, test = days
+    model = ctr_ranker.deployable()
+    rows = test.head(3000).reset_index(drop=True)
+    bands = sorted(rows["age_band"].dropna().unique())
+    changed = rows.assign(gender=rows["gender"].map({"M": "F", "F": "M", "U": "F"}),
+                          age_band=rows["age_band"].map(lambda band: bands[(bands.index(band) + 1) % len(bands)]),
+                          occupation="retired")
+    assert (np.abs(model.predict(rows) - model.predict(changed)) > 1e-9).sum() > 100
+    restricted, changed_restricted = rows.assign(restricted=True), changed.assign(restricted=True)
+    np.testing.assert_array_equal(model.predict(restricted), model.predict(changed_restricted))
+    # Explanations of restricted rows never name a protected attribute either.
+    explained = model.explain_encoded(model.encode(restricted), top_k=3)
+    assert not set(explained[["top1_feature", "top2_feature", "top3_feature"]].to_numpy().ravel()) & {
+        "gender", "age_band", "occupation"}

@@ -18,7 +18,7 @@ CONTRACT_TYPES = {
               "city_tier": "INTEGER", "occupation": "VARCHAR", "first_seen": "DATE"},
     "campaigns": {"campaign_id": "BIGINT", "advertiser_id": "BIGINT", "objective": "VARCHAR",
                   "bid_type": "VARCHAR", "bid": "DOUBLE", "daily_budget": "DOUBLE",
-                  "start_date": "DATE", "end_date": "DATE"},
+                  "start_date": "DATE", "end_date": "DATE", "restricted": "BOOLEAN"},
     "ads": {"ad_id": "BIGINT", "campaign_id": "BIGINT", "category_id": "BIGINT",
             "brand_id": "BIGINT", "price": "DOUBLE", "title": "VARCHAR"},
     "behavior_events": {"event_id": "BIGINT", "user_id": "BIGINT", "ts": "TIMESTAMP",

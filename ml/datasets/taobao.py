@@ -61,7 +61,7 @@ from ml.ingest.contract import CONTRACTS
 # DuckDB reads a tz-less Parquet timestamp as TIMESTAMP (values are UTC), date32 as DATE.
 ARROW_TYPE_BY_SQL_TYPE = {
     "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(), "VARCHAR": pa.string(),
-    "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"),
+    "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"), "BOOLEAN": pa.bool_(),
 }
 LANDING_SCHEMAS: dict[str, pa.Schema] = {
     table: pa.schema([(c.name, ARROW_TYPE_BY_SQL_TYPE[c.sql_type]) for c in contract.columns])
@@ -143,6 +143,8 @@ class LandingWriter:
         if len(rows) == 0:
             return
         schema = LANDING_SCHEMAS[table]
+        optional = [c.name for c in CONTRACTS[table].columns if not c.required and c.name not in rows.columns]
+        rows = rows.assign(**{name: None for name in optional})  # the log has no such field: NULL
         missing = [c for c in schema.names if c not in rows.columns]
         if missing:
             raise ValueError(f"{table}: rows lack contract columns {missing}")

@@ -101,6 +101,9 @@ CAMPAIGNS = TableContract(
         Column("daily_budget", "DOUBLE", not_null=True),
         Column("start_date", "DATE", not_null=True),
         Column("end_date", "DATE", not_null=True),
+        # Housing, employment, credit and the like: targeting by protected attributes is not allowed
+        # (ml/rankers/features.py masks them). Optional; a file without it means not restricted.
+        Column("restricted", "BOOLEAN", required=False),
     ),
     range_rules=(
         RangeRule("bid", '"bid" > 0', "bid > 0"),

@@ -38,23 +38,34 @@ def raw_table_columns(contract: TableContract) -> list[tuple[str, str]]:
 
 
 def ensure_raw_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create raw.* if missing; fail loudly if an existing raw table no longer matches the contract."""
+    """Create raw.* if missing and add optional contract columns that arrived after the table was made
+    (older files read them as NULL); fail loudly if an existing raw table otherwise differs from the contract."""
     conn.execute("create schema if not exists raw")
     expected = {table: raw_table_columns(CONTRACTS[table]) for table in CONTRACT_TABLES}
     for table, columns in expected.items():
         column_sql = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns)
         conn.execute(f"create table if not exists raw.{table} ({column_sql})")
-    existing: dict[str, list[tuple[str, str]]] = {}
-    for table, name, sql_type in conn.execute(
-        "select table_name, column_name, data_type from information_schema.columns "
-        "where table_schema = 'raw' order by table_name, ordinal_position"
-    ).fetchall():
-        existing.setdefault(table, []).append((name, sql_type))
+    existing = _raw_columns(conn)
     for table, columns in expected.items():
-        if existing.get(table) != columns:
+        for column in CONTRACTS[table].columns:
+            if not column.required and column.name not in existing.get(table, {}):
+                conn.execute(f'alter table raw.{table} add column "{column.name}" {column.sql_type}')
+    existing = _raw_columns(conn)
+    for table, columns in expected.items():
+        if existing.get(table) != dict(columns):
             raise RuntimeError(
-                f"raw.{table} has columns {existing.get(table)} but the contract expects {columns}; "
+                f"raw.{table} has columns {existing.get(table)} but the contract expects {dict(columns)}; "
                 f"migrate or drop raw.{table} and re-ingest its partitions."
             )
     conn.execute(QUARANTINE_DDL)
     conn.execute(INGEST_FILES_DDL)
+
+
+def _raw_columns(conn: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """raw table -> column name -> type (inserts name their columns, so the order does not matter)."""
+    existing: dict[str, dict[str, str]] = {}
+    for table, name, sql_type in conn.execute(
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = 'raw'"
+    ).fetchall():
+        existing.setdefault(table, {})[name] = sql_type
+    return existing

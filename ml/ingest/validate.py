@@ -19,6 +19,7 @@ import duckdb
 
 from ml.ingest.contract import INTEGER_TYPES, Column, TableContract
 from ml.ingest.readers import ReadableSource, quote_identifier, sql_literal
+from ml.ingest.schema import raw_table_columns
 
 CHECKED_TABLE = "_ingest_checked"
 FAILURES_TABLE = "_ingest_failures"
@@ -205,8 +206,9 @@ def accepted_insert_sql(
         f"on s._row_number = f._row_number"
         if exclude_failures else ""
     )
+    names = ", ".join(f'"{name}"' for name, _ in raw_table_columns(contract))
     return f"""
-        insert into raw.{contract.name}
+        insert into raw.{contract.name} ({names})
         select {typed}, ?, {sql_literal(source.landing_file.source_file)}, ?
         from ({_typed_rows_sql(contract, source)}) s {failures}
     """

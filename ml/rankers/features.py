@@ -29,6 +29,11 @@ NUMERIC: list[str] = [
     "hours_since_user_category_event", "hours_since_user_brand_event",
 ]
 ENCODER_FEATURES: list[str] = ["encoder_logit", "encoder_similarity"]
+# Restricted categories (housing, employment, credit): the row's `restricted` flag hides the
+# protected attributes from the model, and occupation with them (a proxy for age: students,
+# retirees). The model then scores the row down the branch it learned for unknown users.
+RESTRICTED_COLUMN = "restricted"
+PROTECTED: list[str] = ["gender", "age_band", "occupation"]
 # True where the encoder was fitted to the impression's click label (see ml.training_days.encoder_days).
 ENCODER_SAW_LABEL = "label_seen_by_encoder"
 
@@ -76,6 +81,13 @@ def join_encoder_features(frame: pd.DataFrame, encoder_features: pd.DataFrame | 
     return joined
 
 
+def restricted_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Per row: is its campaign restricted (no column: none is)."""
+    if RESTRICTED_COLUMN not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[RESTRICTED_COLUMN].fillna(False).astype(bool).to_numpy()
+
+
 def _category_keys(values: pd.Series) -> pd.Series:
     """Canonical string keys, so 12 (int), 12.0 (float after a NULL) and '12' are one level."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
@@ -121,9 +133,12 @@ class FeatureSpec:
         if missing:
             raise KeyError(f"frame to score lacks feature columns {missing}")
         columns: dict[str, pd.Series] = {}
+        restricted = restricted_rows(frame)
         for name in self.features:
             if name in self.categorical_levels:
                 keys = _category_keys(frame[name])
+                if name in PROTECTED and restricted.any():
+                    keys = keys.where(~restricted, np.nan)
                 columns[name] = pd.Series(
                     pd.Categorical(keys, categories=self.categorical_levels[name]), index=frame.index
                 )

@@ -117,7 +117,14 @@ def campaign_rows(world: World, campaigns: np.ndarray) -> dict[str, object]:
         "daily_budget": world.campaign_daily_budget[campaigns],
         "start_date": _dates(world, world.campaign_start_day[campaigns]),
         "end_date": _dates(world, world.campaign_end_day[campaigns]),
+        "restricted": is_restricted(campaigns),
     }
+
+
+def is_restricted(campaigns: np.ndarray) -> np.ndarray:
+    """Every eighth campaign is in a restricted category (housing, employment, credit): fixed by
+    position, so the flag draws nothing from the world's random streams."""
+    return np.asarray(campaigns) % 8 == 3
 
 
 def ad_rows(world: World, ads: np.ndarray) -> dict[str, object]:

@@ -20,7 +20,7 @@ CONTRACT_SCHEMAS: dict[str, pa.Schema] = {
     "campaigns": pa.schema([
         ("campaign_id", pa.int64()), ("advertiser_id", pa.int64()), ("objective", pa.string()),
         ("bid_type", pa.string()), ("bid", pa.float64()), ("daily_budget", pa.float64()),
-        ("start_date", pa.date32()), ("end_date", pa.date32()),
+        ("start_date", pa.date32()), ("end_date", pa.date32()), ("restricted", pa.bool_()),
     ]),
     "ads": pa.schema([
         ("ad_id", pa.int64()), ("campaign_id", pa.int64()), ("category_id", pa.int64()),

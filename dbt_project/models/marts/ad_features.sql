@@ -75,6 +75,7 @@ select
     campaign_versions.daily_budget,
     campaign_versions.start_date,
     campaign_versions.end_date,
+    coalesce(campaign_versions.restricted, false) as restricted,
     coalesce(with_ad_version.snapshot_date between campaign_versions.start_date and campaign_versions.end_date, false)
         as is_campaign_active,
     cast(with_ad_version.ad_impressions_7d as bigint) as ad_impressions_7d,

@@ -38,6 +38,7 @@ select
     ad_campaign_id as campaign_id,
     advertiser_id,
     schedule_date,
+    restricted,
     {{ feature_column_names() | join(',\n    ') }}
 from featured
 order by user_key, ad_id

@@ -35,5 +35,6 @@ select
     label_click,
     label_conversion,
     conversion_label_final,
+    restricted,
     {{ feature_column_names() | join(',\n    ') }}
 from featured

@@ -14,6 +14,8 @@ renamed as (
         cast(daily_budget as double) as daily_budget,
         cast(start_date as date) as start_date,
         cast(end_date as date) as end_date,
+        -- Restricted categories (housing, employment, credit): no targeting by protected attributes.
+        coalesce(cast(restricted as boolean), false) as restricted,
         cast(_partition_date as date) as version_date,
         cast(_loaded_at as timestamp) as loaded_at
     from source
