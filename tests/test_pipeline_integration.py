@@ -256,3 +256,31 @@ def test_delivery_and_evaluation_repeat_exactly_on_shuffled_inputs(pipeline):
         assert len(before[table]) > 0, table
         assert_frame_equal(after[table], before[table], obj=table)
     assert schedule_hash_metadata() == hash_before
+
+
+def test_fairness_report_covers_groups_restricted_campaigns_and_advertisers(pipeline):
+    settings, instance, _, _, days = pipeline
+    import dagster as dg
+    import mlflow
+
+    from ml.registry import configure_mlflow
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        gaps = conn.execute("select * from ml.fairness_gaps").df()
+        advertisers = conn.execute("select * from ml.fairness_advertisers").df()
+    assert set(gaps["source"]) == {"schedule", "realised"}
+    assert set(gaps["group"]) == {"gender", "age_band", "city_tier"}
+    assert "restricted_impressions" in set(gaps["metric"])  # the simulator's restricted campaigns were scheduled
+    assert ((gaps["ci_low"] <= gaps["ratio_to_overall"]) & (gaps["ratio_to_overall"] <= gaps["ci_high"])).all()
+    assert advertisers["budget_share"].sum() == pytest.approx(1.0)
+    assert advertisers["impression_share"].sum() == pytest.approx(1.0)
+    event = instance.get_latest_materialization_event(dg.AssetKey("fairness_report"))
+    metadata = event.asset_materialization.metadata
+    assert "data:image/png;base64" in metadata["plots"].value and "restricted_delivery_by_group" in metadata
+    configure_mlflow(settings)
+    runs = mlflow.search_runs(filter_string="tags.kind = 'fairness'", output_format="list",
+                              order_by=["attributes.start_time DESC"])
+    assert runs  # one per materialization (other tests here run the graph again)
+    run = runs[0]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "fairness_report")}
+    assert {"fairness_report/group_gaps.csv", "fairness_report/schedule_gaps.png"} <= artifacts
