@@ -5,6 +5,7 @@ from orchestration.assets import dbt as dbt_assets
 from orchestration.assets import (ab_test, delivery, encoder, evaluation, fairness, ingest, monitoring, policy_value,
                                   promotion, rankers, value_gate)
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
+from orchestration.privacy import forget_users_job, retention_job, retention_schedule
 from orchestration.resources import PlatformResource
 
 defs = dg.Definitions(
@@ -24,8 +25,8 @@ defs = dg.Definitions(
         ab_test.ab_test_readout,
     ],
     asset_checks=[promotion.champions_not_worse_than_challengers, *monitoring.MONITORING_CHECKS],
-    jobs=[ingest_job, daily_pipeline],
-    schedules=[daily_schedule],
+    jobs=[ingest_job, daily_pipeline, forget_users_job, retention_job],
+    schedules=[daily_schedule, retention_schedule],
     sensors=[landing_files_sensor],
     resources={"platform": PlatformResource(), "dbt": dbt_assets.dbt_resource()},
     # One step at a time in one process: DuckDB has a single writer per file (see ARCHITECTURE.md).

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from ml.ingest import ingest_day, reconcile_partition
+from ml.privacy.erasure import suppress_in_landing
 from ml.settings import CONTRACT_TABLES
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
 from orchestration.resources import PlatformResource
@@ -47,6 +48,10 @@ RAW_ASSET_KEYS = {table: dg.AssetKey(["raw", table]) for table in CONTRACT_TABLE
 def raw_tables(context: dg.AssetExecutionContext, platform: PlatformResource):
     day = dt.date.fromisoformat(context.partition_key)
     settings = platform.settings
+    # Users who asked to be forgotten stay forgotten: their rows in today's files go before loading.
+    suppressed = suppress_in_landing(settings, day)
+    if suppressed:
+        context.log.info(f"suppressed users: {sum(suppressed.values())} rows dropped from {len(suppressed)} landing files")
     with platform.warehouse() as conn:
         reports = ingest_day(conn, settings.landing_dir, day)
         reconciliation = reconcile_partition(conn, day)
@@ -66,6 +71,8 @@ def raw_tables(context: dg.AssetExecutionContext, platform: PlatformResource):
                 "quarantined_by_rule": dg.MetadataValue.json(report.quarantined_by_rule),
                 "files": dg.MetadataValue.md(files.to_markdown(index=False) if len(files) else "no files"),
                 "failed_files": dg.MetadataValue.json(failed),
+                "rows_of_suppressed_users_dropped": sum(
+                    n for path, n in suppressed.items() if path.startswith(f"landing/{report.table}/")),
                 "seconds": round(report.duration_seconds, 2),
             },
         )
