@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.allocation.reasons import build_reasons
 from ml.model_store import RegisteredRanker, encoder_for_ranker, encoder_run_of, load_ranker
 from ml.ordering import in_key_order
 from ml.popularity import has_ad_counts, pooled_rate, popularity_rate
@@ -15,6 +16,8 @@ from ml.rankers.features import ENCODER_FEATURES
 from ml.rankers.why import popular_ad_words
 from ml.registry import CHAMPION
 from ml.warehouse import table_exists
+
+EXPLANATION_COLUMNS = ["top1_feature", "top2_feature", "why"]
 
 RANKER_NAMES = {"ctr": "ctr_ranker", "cvr": "cvr_ranker"}
 LEVEL_CORRECTIONS_TABLE = "ml.ranker_level_corrections"  # written by model_promotion
@@ -82,17 +85,38 @@ class ChampionScorer:
             scored[f"p{task}"] = np.clip(ranker.predict(inputs) * factor, 0.0, 1.0)
             scored[f"{task}_ranker_version"] = ranker.version
             scored[f"{task}_level_factor"] = factor
-            if task == "ctr" and explain:
-                explained = ranker.explain(inputs, top_k=2)
-                scored[["top1_feature", "top2_feature", "why"]] = explained[["top1_feature", "top2_feature", "why"]].to_numpy()
+            if task == "ctr":  # the CTR ranker's encoder inputs stay with the row: its explanation needs them
+                scored[ENCODER_FEATURES] = inputs[ENCODER_FEATURES].to_numpy()
         for task in RANKER_NAMES.keys() - self.rankers.keys():
             scored[f"p{task}"], scored[f"{task}_ranker_version"], scored[f"{task}_level_factor"] = np.nan, None, 1.0
         if "ctr" not in self.rankers:
             scored["pctr"] = ctr_fallback(features)
-            if explain:
-                scored[["top1_feature", "top2_feature"]] = None
-                scored["why"] = [popular_ad_words(pctr) for pctr in scored["pctr"]]
+        if explain:
+            scored[EXPLANATION_COLUMNS] = self.explain(scored).to_numpy()
         return scored
+
+    def explain(self, scored: pd.DataFrame) -> pd.DataFrame:
+        """EXPLANATION_COLUMNS for rows of `score`'s output: the CTR ranker's top two SHAP features and
+        its largest positive contributions in words; without a CTR ranker, the popularity score in words."""
+        if "ctr" not in self.rankers:
+            return pd.DataFrame({"top1_feature": None, "top2_feature": None,
+                                 "why": [popular_ad_words(pctr) for pctr in scored["pctr"]]}, index=scored.index)
+        return self.rankers["ctr"].explain(scored, top_k=2)[EXPLANATION_COLUMNS]
+
+
+def explain_scheduled(scorer: ChampionScorer, scored: pd.DataFrame,
+                      schedule: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Explanations for the scheduled (user, ad) pairs only, into the scored candidates (other rows
+    stay empty) and the schedule (its reason and why): TreeSHAP costs far more than a prediction,
+    and the allocator keeps a fraction of the candidates."""
+    keys = ["user_key", "ad_id"]
+    scheduled = scored.merge(schedule[keys].drop_duplicates(), on=keys)
+    if scheduled.empty:
+        return scored.assign(**{column: None for column in EXPLANATION_COLUMNS}), schedule
+    explained = scorer.explain(scheduled).reset_index(drop=True).assign(**{key: scheduled[key].to_numpy() for key in keys})
+    scored = scored.drop(columns=EXPLANATION_COLUMNS, errors="ignore").merge(explained, on=keys, how="left")
+    rows = schedule[[*keys, "source"]].merge(scored[[*keys, "category_id", *EXPLANATION_COLUMNS]], on=keys, how="left")
+    return scored, schedule.assign(reason=build_reasons(rows).to_numpy(), why=rows["why"].to_numpy())
 
 
 def ctr_fallback(features: pd.DataFrame) -> np.ndarray:

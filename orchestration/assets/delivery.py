@@ -16,7 +16,7 @@ from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plo
 from ml.cvr_fallback import CvrFallback, apply_cvr_fallback
 from ml.model_store import load_encoder
 from ml.registry import CHAMPION, configure_mlflow
-from ml.scoring import RANKER_NAMES, ChampionScorer, read_level_factors
+from ml.scoring import RANKER_NAMES, ChampionScorer, explain_scheduled, read_level_factors
 from ml.warehouse import replace_rows
 from orchestration.assets.common import partition_day
 from orchestration.partitions import ONE_PARTITION_PER_RUN, daily_partitions
@@ -167,8 +167,8 @@ def schedule_with(alias: str, inputs: ScheduleInputs, schedule_date: dt.date, co
     """(scored candidates, allocation, where pCTR and pCVR came from) with the rankers that hold `alias`
     (champion or challenger); without a ranker, the popularity scorer stands in (CPA candidates are
     left out when no conversion was ever seen)."""
-    candidates = ChampionScorer.load(inputs.level_factors, alias).score(inputs.features, inputs.event_stream,
-                                                                        as_of=as_of)
+    scorer = ChampionScorer.load(inputs.level_factors, alias)
+    candidates = scorer.score(inputs.features, inputs.event_stream, as_of=as_of, explain=False)
     sources = {task: f"{task.upper()} {alias} scores every candidate" for task in RANKER_NAMES}
     if candidates["ctr_ranker_version"].isna().all():
         sources["ctr"] = ("no CTR champion: pCTR is the ad's smoothed 7-day click rate (popularity scorer, "
@@ -177,6 +177,7 @@ def schedule_with(alias: str, inputs: ScheduleInputs, schedule_date: dt.date, co
         candidates, sources["cvr"] = apply_cvr_fallback(candidates, inputs.cvr_fallback)
     result = allocate(candidates, inputs.campaigns, inputs.user_hours, schedule_date, config.allocation(),
                       hourly_traffic=inputs.hourly_traffic)
+    candidates, result.schedule = explain_scheduled(scorer, candidates, result.schedule)
     return candidates, result, sources
 
 
