@@ -304,3 +304,23 @@ def test_next_item_logit_scale_reaches_the_training_loss():
                              logit_scale=scale)[0] for scale in (1.0, 1.0, 2.0)]
     torch.testing.assert_close(trained[0].item.weight, trained[1].item.weight)
     assert not torch.allclose(trained[0].item.weight, trained[2].item.weight)
+
+
+def test_validation_is_a_seeded_sample_when_capped():
+    import datetime as dt
+
+    import pandas as pd
+
+    from ml.encoder.config import EncoderConfig
+    from ml.encoder.train import _split_by_day
+
+    days = pd.to_datetime(["2026-11-01"] * 50 + ["2026-11-02"] * 500)
+    impressions = pd.DataFrame({"impression_id": range(550), "impression_ts": days + pd.to_timedelta(range(550), "s"),
+                                "impression_date": days.date})
+    config = EncoderConfig(max_validation_examples=100)
+    _, validation = _split_by_day(impressions, dt.date(2026, 11, 2), config)
+    _, again = _split_by_day(impressions, dt.date(2026, 11, 2), config)
+    assert len(validation) == 100 and validation["impression_id"].tolist() == again["impression_id"].tolist()
+    assert validation["impression_ts"].is_monotonic_increasing and validation["impression_id"].min() >= 50
+    _, whole = _split_by_day(impressions, dt.date(2026, 11, 2), EncoderConfig())
+    assert len(whole) == 500

@@ -18,6 +18,9 @@ class EncoderConfig:
     seed: int = 42
     device: str = "auto"  # 'auto' -> CUDA when available, else CPU; or any torch device string
     max_train_examples: int | None = None  # keep only the most recent N training impressions
+    # Score early stopping on a seeded uniform sample of at most N validation-day impressions: at
+    # 100k users the whole day is >1M rows, and scoring it every epoch cost more than training.
+    max_validation_examples: int | None = None
     precision: str = "auto"  # 'auto' -> bf16 autocast on CUDA, fp32 on CPU; 'fp32' or 'bf16' to force
     # Hashed vocab sizes: ids are hashed into buckets so unseen items/ads still get an embedding.
     item_buckets: int = 1 << 16

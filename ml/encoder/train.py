@@ -62,6 +62,10 @@ def _split_by_day(impressions: pd.DataFrame, validation_date: dt.date, config: E
     validation_rows = in_time_order[days == validation_date]
     if config.max_train_examples is not None:
         train_rows = train_rows.tail(config.max_train_examples)  # the most recent days matter most
+    if config.max_validation_examples is not None and len(validation_rows) > config.max_validation_examples:
+        sample = np.random.default_rng(config.seed).choice(len(validation_rows), config.max_validation_examples,
+                                                           replace=False)
+        validation_rows = validation_rows.iloc[np.sort(sample)]  # still in time order
     if train_rows.empty or validation_rows.empty:
         raise ValueError(
             f"interest encoder needs impressions before and on the validation day {validation_date}: "

@@ -33,6 +33,7 @@ class EncoderTrainingConfig(dg.Config):
     patience: int = 1
     batch_size: int = 512
     max_train_examples: int | None = 50_000
+    max_validation_examples: int | None = 100_000
     seed: int = 42
 
 
