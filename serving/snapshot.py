@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,6 +31,7 @@ from serving.history import StreamHistories
 
 log = logging.getLogger(__name__)
 
+LOAD_MEMORY_LIMIT = "1GB"
 USER_KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # ml.privacy.pseudonyms.pseudonymize: 32 hex digits
 
 
@@ -162,7 +164,11 @@ class Snapshot:
         schedule = pd.read_parquet(path)
         schedule_date = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
         configure_mlflow(settings)
-        with open_read_only(settings.warehouse_path, wait_seconds) as conn:
+        with open_read_only(settings.warehouse_path, wait_seconds) as conn, tempfile.TemporaryDirectory() as spill:
+            # DuckDB's buffers count against the service's memory while it loads: cap them (the
+            # stream's sort spills beyond this) so the load peaks near what the service then holds.
+            conn.execute(f"set memory_limit = '{LOAD_MEMORY_LIMIT}'")
+            conn.execute(f"set temp_directory = '{spill}'")
             scorer = ChampionScorer.load(read_level_factors(conn))
             candidates = ScheduledCandidates.read(conn, path, schedule_date, scorer)
             histories = StreamHistories.read(conn, scorer.encoders)
