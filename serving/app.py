@@ -5,7 +5,8 @@ import asyncio
 import gc
 import time
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 from fastapi import Depends, FastAPI, HTTPException, Path, Query
 from fastapi.responses import ORJSONResponse
 
@@ -14,7 +15,7 @@ from serving.api_schema import (EventsAccepted, Health, UserAds, error_responses
                                 install_exact_openapi, problem)
 from serving.auth import token_from_env, write_guard
 from serving.body_limit import MAX_BODY_BYTES, BodySizeLimit
-from serving.events import EVENT_TABLES, EventBatch, contract_frames, write_landing_files
+from serving.events import EVENT_TABLES, EventBatch, contract_tables, event_days, write_landing_files
 from serving.group_commit import GroupCommit
 from serving.live import LiveEvents
 from serving.rerank import rerank
@@ -94,36 +95,38 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
               "at once, and landed as files for the next daily run", dependencies=authorised,
               response_model=EventsAccepted, responses=error_responses(400, 401, 413, 422))
     async def post_events(batch: EventBatch) -> dict:
-        frames = contract_frames(batch)
-        unknown_ads = sorted(set(frames["ad_events"]["ad_id"]) - set(state["current"][0].ad_catalog.index))
+        catalog = state["current"][0].ad_catalog.index
+        unknown_ads = sorted({event.ad_id for event in batch.ad_events if event.ad_id not in catalog})
         if unknown_ads:  # the ingest would quarantine them (unknown_ad): refuse them here instead
             raise HTTPException(422, [problem(["body", "ad_events", "ad_id"],
                                               f"ad_id not in the ads table: {unknown_ads[:20]}", "unknown_ad")])
-        return await landing.submit(frames)
+        return await landing.submit(batch)
 
-    async def land(requests: list[dict[str, pd.DataFrame]]) -> list[dict]:
+    async def land(batches: list[EventBatch]) -> list[dict]:
         """One landing write for a group of POSTs (serving/group_commit.py), then their events join
-        the users' histories. Ids are remembered only once written: a failed write is retried whole.
-        The bookkeeping runs on the event loop, like the requests that read it, so nothing needs a
-        lock; only the write itself (Parquet and fsync, which release the GIL) runs in a thread."""
+        the users' histories: the per-event work done once per group, on one table per contract table. Ids
+        are remembered only once written: a failed write is retried whole. The bookkeeping runs on
+        the event loop, like the requests that read it, so nothing needs a lock; only the write
+        itself (Parquet and fsync, which release the GIL) runs in a thread."""
         current, live = state["current"]
-        pending = {table: set() for table in EVENT_TABLES}
-        splits = []
-        for frames in requests:
-            new, duplicates = live.split_new(frames, current, pending)
-            for table, frame in new.items():
-                pending[table].update(frame["event_id"].tolist())
-            splits.append((new, duplicates))
-        group = {table: pd.concat([new[table] for new, _ in splits], ignore_index=True) for table in EVENT_TABLES}
+        tables = contract_tables(*batches)
+        duplicate = live.duplicates(tables, current)
+        group = {table: rows.filter(pa.array(~duplicate[table])) for table, rows in tables.items()}
         files = await asyncio.to_thread(write_landing_files, settings, group)
         current, live = state["current"]  # a reload may have swapped them meanwhile: add to the new ones
         live.add(group, current)
+        request_of_row = {table: np.repeat(np.arange(len(batches)), [len(getattr(batch, table)) for batch in batches])
+                          for table in EVENT_TABLES}
         answers = []
-        for new, duplicates in splits:
-            folders = {settings.landing_partition_dir(table, day) for table, frame in new.items()
-                       for day in frame["ts"].dt.date.unique()}
-            answers.append({"accepted": {table: len(frame) for table, frame in new.items()},
-                            "duplicates_ignored": duplicates,
+        for number in range(len(batches)):
+            accepted, duplicates, folders = {}, {}, set()
+            for table, rows in tables.items():
+                mine = request_of_row[table] == number
+                new = mine & ~duplicate[table]
+                accepted[table] = int(new.sum())
+                duplicates[table] = rows.column("event_id").to_numpy()[mine & duplicate[table]].tolist()
+                folders |= {settings.landing_partition_dir(table, day) for day in set(event_days(rows)[new].tolist())}
+            answers.append({"accepted": accepted, "duplicates_ignored": duplicates,
                             "landing_files": [str(path.relative_to(settings.landing_dir)) for path in files
                                               if path.parent in folders]})
         return answers

@@ -23,8 +23,17 @@ from serving.history import UserHistory
 class UserScores:
     pctr: np.ndarray | None  # None: no CTR champion (the schedule's popularity pCTR stands)
     pcvr: np.ndarray | None  # None: no CVR champion
-    top_features: list[str] | None  # the CTR champion's top two SHAP features per row
-    why: list[str] | None  # its largest positive contributions in words (ml.rankers.why)
+    ctr_ranker: object | None = None  # the CTR champion's RankerModel and the rows it scored, to explain
+    ctr_matrix: np.ndarray | None = None
+
+    def explain(self, positions: list[int]) -> tuple[list[str], list[str]] | None:
+        """The CTR champion's top two SHAP features ("a, b") and its largest positive contributions
+        in words (ml.rankers.why) for the rows at `positions`: only the ads a request returns (TreeSHAP
+        over every candidate cost more than the scores). None without a CTR champion."""
+        if self.ctr_ranker is None:
+            return None
+        names, why = self.ctr_ranker.top_features_and_why(self.ctr_matrix[positions], 2)
+        return [", ".join(pair) for pair in names], why
 
 
 class CandidateScorer:
@@ -83,7 +92,7 @@ class CandidateScorer:
                                                                encoder.config.gap_buckets)
                 logit, similarity = encoder.score_user(sequence, self.ad_vectors[run][self.ad_row[rows]])
                 encoded[run] = {"encoder_logit": logit, "encoder_similarity": similarity}
-        scores = UserScores(None, None, None, None)
+        scores = UserScores(None, None)
         for task, ranker in self.scorer.rankers.items():
             matrix = self.matrices[task][rows].copy()
             columns = {**live, **encoded[self.scorer.encoder_run_by_task[task]]}
@@ -92,6 +101,5 @@ class CandidateScorer:
             probability = np.clip(ranker.model.predict_encoded(matrix) * self.scorer.level_factors[task], 0.0, 1.0)
             setattr(scores, f"p{task}", probability)
             if task == "ctr":
-                names, scores.why = ranker.model.top_features_and_why(matrix, 2)
-                scores.top_features = [", ".join(pair) for pair in names]
+                scores.ctr_ranker, scores.ctr_matrix = ranker.model, matrix
         return scores

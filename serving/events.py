@@ -1,9 +1,10 @@
-"""Events posted to the service: validated against the landing contract, made into one frame per
+"""Events posted to the service: validated against the landing contract, made into one Arrow table per
 contract table (serving/history.py turns them into the users' sequences), and written as landing
 files for the next daily run (the feedback loop)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import uuid
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -99,19 +99,27 @@ for _model, _table in ((BehaviorEvent, "behavior_events"), (AdEvent, "ad_events"
     assert tuple(_model.model_fields) == get_contract(_table).column_names, f"{_table} drifted from its contract"
 
 
-def empty_contract_frame(table: str) -> pd.DataFrame:
-    return contract_frames(EventBatch())[table]
+@functools.cache
+def contract_schema(table: str) -> pa.Schema:
+    return pa.schema([(column.name, ARROW_TYPES[column.sql_type]) for column in get_contract(table).columns])
 
 
-def contract_frames(batch: EventBatch) -> dict[str, pd.DataFrame]:
-    """One frame per table in the contract's column order, ts as naive UTC (as validated)."""
-    frames = {}
+def contract_tables(*batches: EventBatch) -> dict[str, pa.Table]:
+    """One Arrow table per contract table holding the batches' events in order, in the contract's
+    columns and types (ts as naive UTC, as validated): what is landed as Parquet, and what the
+    users' histories are made of. One table for a whole group of requests, built from the values
+    pydantic already checked (a pandas frame cost ten times as much per request)."""
+    tables = {}
     for table in EVENT_TABLES:
-        events, names = getattr(batch, table), get_contract(table).column_names
-        columns = {name: [getattr(event, name) for event in events] for name in names}
-        columns["ts"] = np.array(columns["ts"], dtype="datetime64[us]")
-        frames[table] = pd.DataFrame(columns, columns=list(names))
-    return frames
+        events, schema = [event for batch in batches for event in getattr(batch, table)], contract_schema(table)
+        tables[table] = pa.table({name: [getattr(event, name) for event in events] for name in schema.names},
+                                 schema=schema)
+    return tables
+
+
+def event_days(rows: pa.Table) -> np.ndarray:
+    """The day of each event (datetime64[D]): landing files are partitioned by it."""
+    return rows.column("ts").to_numpy().astype("datetime64[D]")
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -134,24 +142,22 @@ def _make_durable_folder(folder: Path) -> None:
         _fsync_directory(new.parent)
 
 
-def write_landing_files(settings: Settings, frames: dict[str, pd.DataFrame]) -> list[Path]:
+def write_landing_files(settings: Settings, tables: dict[str, pa.Table]) -> list[Path]:
     """One Parquet file per table and event day, in the contract's columns and types. Written to a
     hidden temporary name, fsynced, renamed, and the folder fsynced: the landing sensor and the ingest
     never see half a file, and once this returns (and the client gets its 200) a crash loses nothing."""
     written = []
-    for table, frame in frames.items():
-        if frame.empty:
+    for table, rows in tables.items():
+        if not rows.num_rows:
             continue
-        contract = get_contract(table)
-        schema = pa.schema([(column.name, ARROW_TYPES[column.sql_type]) for column in contract.columns])
-        for day, rows in frame.groupby(frame["ts"].dt.date):
-            folder = settings.landing_partition_dir(table, day)
+        days = event_days(rows)
+        for day in np.unique(days):
+            folder = settings.landing_partition_dir(table, day.item())
             _make_durable_folder(folder)
             name = f"serving-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
             temporary = folder / f".{name}.tmp"  # hidden: the ingest and the sensor skip dot files
-            table_rows = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
             try:
-                pq.write_table(table_rows, temporary)
+                pq.write_table(rows.filter(pa.array(days == day)), temporary)
                 with open(temporary, "rb") as handle:  # its bytes on disk before it becomes visible
                     os.fsync(handle.fileno())
                 os.replace(temporary, folder / name)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ml.encoder.sequences import UserTokens, event_tokens
 from ml.encoder.vocab import event_type_tokens
@@ -112,32 +113,35 @@ def _ranges(sorted_codes: np.ndarray, keys) -> dict[str, slice]:
     return {str(key): slice(int(bounds[code]), int(bounds[code + 1])) for code, key in enumerate(keys)}
 
 
-def posted_histories(frames: dict[str, pd.DataFrame], user_keys: dict[int, str], ad_catalog: pd.DataFrame,
+def posted_histories(tables: dict[str, pa.Table], user_keys: dict[int, str], ad_catalog: pd.DataFrame,
                      encoders: dict) -> dict[str, UserHistory]:
-    """Posted contract rows (behavior events, and ad clicks as user_event_stream's 'ad_click' rows
-    carrying the ad's category and brand) as each user's history: the tokens EventIndex would make
-    of the same rows in user_event_stream, in its order, computed with arrays for the whole batch.
-    `user_keys` maps each user_id to its pseudonym."""
-    behavior, ad_events = frames["behavior_events"], frames["ad_events"]
-    clicks = ad_events[(ad_events["event_type"] == "click").to_numpy()]
-    catalog = ad_catalog.reindex(clicks["ad_id"].to_numpy())
-    n_behavior = len(behavior)
+    """Posted contract rows (serving.events.contract_tables: behavior events, and ad clicks as
+    user_event_stream's 'ad_click' rows carrying the ad's category and brand) as each user's
+    history: the tokens EventIndex would make of the same rows in user_event_stream, in its order,
+    computed with arrays for the whole batch. `user_keys` maps each user_id to its pseudonym."""
+    behavior, ad_events = tables["behavior_events"], tables["ad_events"]
+    if ad_events.num_rows:
+        clicks = ad_events.filter(pa.array(_values(ad_events, "event_type") == "click"))
+    else:
+        clicks = ad_events
+    click_ads = _values(clicks, "ad_id")
+    catalog = ad_catalog.reindex(click_ads) if len(click_ads) else None
 
-    def joined(behavior_values, click_values, dtype) -> np.ndarray:
-        return np.concatenate([np.asarray(behavior_values, dtype=dtype), np.asarray(click_values, dtype=dtype)])
+    def joined(name: str, click_values, dtype) -> np.ndarray:
+        return np.concatenate([np.asarray(_values(behavior, name), dtype=dtype), np.asarray(click_values, dtype=dtype)])
 
-    def ids(values: pd.Series) -> np.ndarray:  # nullable ids as float (NaN: none), as the stream's nullable columns
-        return values.to_numpy(dtype=float, na_value=np.nan)
+    def catalog_ids(name: str) -> np.ndarray:  # nullable ids as float (NaN: none), as the stream's nullable columns
+        return catalog[name].to_numpy(dtype=float, na_value=np.nan) if catalog is not None else np.empty(0)
 
-    user_id = joined(behavior["user_id"], clicks["user_id"], np.int64)
-    ts_ns = joined(behavior["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64),
-                   clicks["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64), np.int64)
-    kinds = joined(behavior["event_type"], [AD_CLICK] * len(clicks), object)
-    category = np.concatenate([ids(behavior["category_id"]), ids(catalog["category_id"])])
-    brand = np.concatenate([ids(behavior["brand_id"]), ids(catalog["brand_id"])])
-    item = np.concatenate([ids(behavior["item_id"]), np.full(len(clicks), np.nan)])
-    ad = np.concatenate([np.full(n_behavior, np.nan), ids(clicks["ad_id"])])
-    event_id = joined(behavior["event_id"], clicks["event_id"], np.int64)
+    n_behavior, n_clicks = behavior.num_rows, clicks.num_rows
+    user_id = joined("user_id", _values(clicks, "user_id"), np.int64)
+    ts_ns = joined("ts", _values(clicks, "ts"), "datetime64[ns]").view(np.int64)
+    kinds = joined("event_type", [AD_CLICK] * n_clicks, object)
+    category = joined("category_id", catalog_ids("category_id"), float)
+    brand = joined("brand_id", catalog_ids("brand_id"), float)
+    item = np.concatenate([np.asarray(_values(behavior, "item_id"), dtype=float), np.full(n_clicks, np.nan)])
+    ad = np.concatenate([np.full(n_behavior, np.nan), np.asarray(click_ads, dtype=float)])
+    event_id = joined("event_id", _values(clicks, "event_id"), np.int64)
     events = UserEvents(ts_ns, kinds != AD_CLICK, kinds == "buy", category, brand)
     tokens = {}
     for run, encoder in encoders.items():
@@ -151,6 +155,11 @@ def posted_histories(frames: dict[str, pd.DataFrame], user_keys: dict[int, str],
             {run: _take(user_tokens, rows).in_order() for run, user_tokens in tokens.items()},
             UserEvents(*(getattr(events, f.name)[rows] for f in fields(UserEvents))))
     return histories
+
+
+def _values(rows: pa.Table, name: str) -> np.ndarray:
+    """A column as numpy: nullable integers as float with NaN for null, strings as objects."""
+    return rows.column(name).to_numpy()
 
 
 def _take(tokens: UserTokens, rows: np.ndarray) -> UserTokens:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from ml.privacy.pseudonyms import pseudonymize
-from serving.events import EVENT_TABLES, empty_contract_frame
+from serving.events import EVENT_TABLES, contract_tables, event_days
 from serving.history import UserHistory, posted_histories
 from serving.snapshot import Snapshot
 
@@ -21,41 +21,44 @@ from serving.snapshot import Snapshot
 class LiveEvents:
     def __init__(self, key: str):
         self.key = key  # the pseudonym key
-        self.posted: dict[str, list[pd.DataFrame]] = {table: [] for table in EVENT_TABLES}  # in arrival order
+        self.posted: dict[str, list[pa.Table]] = {table: [] for table in EVENT_TABLES}  # in arrival order
         self.ids: dict[str, set[int]] = {table: set() for table in EVENT_TABLES}
         self.histories: dict[str, UserHistory] = {}  # user_key -> events posted for the user
         self.impressions: dict[str, Counter] = {}  # user_key -> (ad_id, date) -> impressions delivered
 
-    def split_new(self, frames: dict[str, pd.DataFrame], snapshot: Snapshot,
-                  pending: dict[str, set[int]] | None = None) -> tuple[dict, dict]:
-        """(new events per table, ids of duplicates per table): repeated in the batch, posted
-        before (or `pending`: in an earlier request of the same landing write), or already ingested."""
-        new, duplicates = {}, {}
-        for table, frame in frames.items():
-            ids = frame["event_id"].to_numpy(dtype=np.int64)
-            earlier = (pending or {}).get(table, set())
-            posted = np.array([int(i) in self.ids[table] or int(i) in earlier for i in ids], dtype=bool)
-            seen = frame["event_id"].duplicated().to_numpy() | posted | snapshot.already_ingested(table, ids)
-            new[table], duplicates[table] = frame[~seen], [int(i) for i in ids[seen]]
-        return new, duplicates
+    def duplicates(self, tables: dict[str, pa.Table], snapshot: Snapshot) -> dict[str, np.ndarray]:
+        """Per table, per row: is the event a duplicate? Repeated earlier in the tables (which hold
+        requests in arrival order), posted before, or already ingested."""
+        duplicate = {}
+        for table, rows in tables.items():
+            ids = rows.column("event_id").to_numpy()
+            posted = np.fromiter((i in self.ids[table] for i in ids.tolist()), dtype=bool, count=len(ids))
+            repeated = np.ones(len(ids), dtype=bool)
+            repeated[np.unique(ids, return_index=True)[1]] = False  # each id's first row is not a repeat
+            duplicate[table] = repeated | posted | snapshot.already_ingested(table, ids)
+        return duplicate
 
-    def add(self, frames: dict[str, pd.DataFrame], snapshot: Snapshot) -> None:
-        """One writer at a time (the app holds its lock), after split_new; readers only see whole
-        frames swapped in."""
-        for table, frame in frames.items():
-            if len(frame):
-                self.posted[table].append(frame)
-                self.ids[table].update(frame["event_id"].tolist())
-        user_keys = {user_id: self.user_key(user_id) for frame in frames.values() for user_id in
-                     set(frame["user_id"].tolist())}
+    def add(self, tables: dict[str, pa.Table], snapshot: Snapshot) -> None:
+        """New events (see `duplicates`), one writer at a time (the app's group commit); readers only
+        see whole tables swapped in."""
+        for table, rows in tables.items():
+            if rows.num_rows:
+                self.posted[table].append(rows)
+                self.ids[table].update(rows.column("event_id").to_pylist())
+        user_keys = {user_id: self.user_key(user_id) for rows in tables.values()
+                     for user_id in set(rows.column("user_id").to_pylist())}
         # The sequence tokens and feature arrays made once, here, not per request.
-        for user_key, posted in posted_histories(frames, user_keys, snapshot.ad_catalog,
+        for user_key, posted in posted_histories(tables, user_keys, snapshot.ad_catalog,
                                                  snapshot.scorer.encoders).items():
             before = self.histories.get(user_key)
             self.histories[user_key] = posted if before is None else before.merged(posted)
-        shown = frames["ad_events"][frames["ad_events"]["event_type"] == "impression"]
-        for user_id, ad_id, ts in zip(shown["user_id"].tolist(), shown["ad_id"].tolist(), shown["ts"]):
-            self.impressions.setdefault(user_keys[user_id], Counter())[(int(ad_id), ts.date())] += 1
+        ad_events = tables["ad_events"]
+        if ad_events.num_rows:
+            shown = (ad_events.column("event_type").to_numpy() == "impression")
+            days = event_days(ad_events)[shown].tolist()
+            for user_id, ad_id, day in zip(ad_events.column("user_id").to_numpy()[shown].tolist(),
+                                           ad_events.column("ad_id").to_numpy()[shown].tolist(), days):
+                self.impressions.setdefault(user_keys[user_id], Counter())[(ad_id, day)] += 1
 
     def user_key(self, user_id: int) -> str:
         return pseudonymize(int(user_id), self.key)
@@ -66,13 +69,13 @@ class LiveEvents:
         of its schedule date. Ids stay remembered, so a retry is still recognised as a duplicate."""
         fresh = LiveEvents(self.key)
         keep = {}
-        for table, frame in self.frames().items():
-            missing = ~snapshot.in_stream(table, frame["event_id"].to_numpy(dtype=np.int64))
+        for table, rows in self.tables().items():
+            missing = ~snapshot.in_stream(table, rows.column("event_id").to_numpy())
             if table == "ad_events":
-                feeds_sequences = (frame["event_type"] == "click").to_numpy()
-                counts_today = (frame["ts"].dt.date == snapshot.schedule_date).to_numpy()
+                feeds_sequences = rows.column("event_type").to_numpy() == "click"
+                counts_today = event_days(rows) == np.datetime64(snapshot.schedule_date, "D")
                 missing = np.where(feeds_sequences, missing, counts_today)
-            keep[table] = frame[missing]
+            keep[table] = rows.filter(pa.array(missing))
         fresh.add(keep, snapshot)
         fresh.ids = {table: set(ids) for table, ids in self.ids.items()}
         return fresh
@@ -88,10 +91,10 @@ class LiveEvents:
         """Impressions of each ad delivered to the user on `day` (posted since load)."""
         return {ad_id: n for (ad_id, date), n in list(self.impressions.get(user_key, {}).items()) if date == day}
 
-    def frames(self) -> dict[str, pd.DataFrame]:
+    def tables(self) -> dict[str, pa.Table]:
         """Every event posted since load, per table."""
-        return {table: pd.concat(parts, ignore_index=True) if parts else empty_contract_frame(table)
+        return {table: pa.concat_tables(parts) if parts else contract_tables()[table]
                 for table, parts in self.posted.items()}
 
     def counts(self) -> dict[str, int]:
-        return {table: sum(len(part) for part in parts) for table, parts in self.posted.items()}
+        return {table: sum(part.num_rows for part in parts) for table, parts in self.posted.items()}

@@ -98,10 +98,8 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
     rescored = rescore or not (nothing_new and candidates.scored_by_current)
     if rescored:  # the behavior features and the encoder's sequences both as of now, posted events included
         scores = candidates.scorer.score(feature_rows, history, as_of_ns)
-        explained = scores.top_features
     else:  # the schedule scored these pairs with the same models, factors and sequences: its scores stand
         scores = None
-        explained = candidates.top_features(feature_rows)
 
     ranked, seen = [], set()
     for row in left:  # one row per ad: its earliest remaining planned impression
@@ -115,17 +113,27 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
         # Without a CVR champion the schedule priced CPA rows with the ad's own rate
         # (ml/cvr_fallback.py), which fresh events of one user do not move: its pCVR stands.
         pcvr = planned_pcvr if scores is None or scores.pcvr is None else float(scores.pcvr[at])
-        top_features = str(explained[at]) if explained is not None else "None, None"
-        why = rows["why"][row] if scores is None or scores.why is None else scores.why[at]
         value = _value(rows["bid"][row], rows["bid_type"][row], pctr, pcvr)
         ranked.append({"rank": 0, "ad_id": ad_id, "campaign_id": rows["campaign_id"][row], "hour": rows["hour"][row],
                        "slot": rows["slot"][row], "bid": rows["bid"][row], "bid_type": rows["bid_type"][row],
                        "pctr": pctr, "pcvr": pcvr, "value": value, "planned_pctr": _number(planned_pctr),
                        "planned_pcvr": planned_pcvr, "planned_value": _number(rows["expected_value"][row]),
-                       "reason": _reason(rows["reason"][row], value, rows["expected_value"][row], fresh_events,
-                                         top_features),
-                       "top_features": top_features, "why": why, "propensity": POLICY_PROPENSITY})
+                       "_row": row, "_at": at})
     ranked.sort(key=lambda ad: (-ad["value"], ad["ad_id"], ad["hour"], ad["slot"]))
-    for rank, ad in enumerate(ranked[:k], start=1):
-        ad["rank"] = rank
+    ranked = ranked[:k]
+    # Explained after the cut: only the ads returned need their top features and words.
+    positions = [ad["_at"] for ad in ranked]
+    explained = scores.explain(positions) if scores is not None else None
+    if explained is not None:
+        top_features, why = explained
+    else:  # the schedule's own, or none when nothing scored the rows with a CTR champion
+        why = [rows["why"][ad["_row"]] for ad in ranked]
+        top_features = (["None, None"] * len(ranked) if scores is not None else
+                        [str(name) for name in candidates.top_features(feature_rows)[positions]])
+    for rank, ad in enumerate(ranked, start=1):
+        row = ad.pop("_row")
+        del ad["_at"]
+        ad.update(rank=rank, reason=_reason(rows["reason"][row], ad["value"], rows["expected_value"][row],
+                                            fresh_events, top_features[rank - 1]),
+                  top_features=top_features[rank - 1], why=why[rank - 1], propensity=POLICY_PROPENSITY)
     return Ranking(ranked[:k], fresh_events, used_up, as_of, rescored)

@@ -199,6 +199,10 @@ def test_default_calibration_keeps_the_ranking(days, ctr_ranker):
     raw, calibrated = ctr_ranker.predict_raw(test), ctr_ranker.predict(test)
     assert auc(test["label_click"], calibrated) == pytest.approx(auc(test["label_click"], raw), abs=1e-12)
     assert (np.diff(calibrated[np.argsort(raw, kind="stable")]) >= 0).all()
+    # The calibrator's own arithmetic (served requests skip sklearn's checks) is sklearn's exactly.
+    platt, clipped = ctr_ranker.calibrator.platt, np.clip(raw, 1e-6, 1 - 1e-6)
+    by_sklearn = platt.predict_proba(np.log(clipped / (1 - clipped)).reshape(-1, 1))[:, 1]
+    np.testing.assert_array_equal(calibrated, np.clip(by_sklearn, 1e-6, 1 - 1e-6))
 
 
 def test_extra_numeric_columns_join_the_registered_recipe(days, ctr_ranker):

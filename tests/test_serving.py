@@ -318,7 +318,7 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
     dbt built from them."""
     settings, *_ = pipeline
     from ml.privacy.pseudonyms import pseudonymize
-    from serving.events import EventBatch, contract_frames
+    from serving.events import EventBatch, contract_tables
     from serving.history import posted_histories
     from serving.rerank import rerank
     from serving.snapshot import Snapshot
@@ -338,8 +338,8 @@ def test_a_posted_event_scores_exactly_like_the_same_event_from_the_warehouse(pi
             behavior_events=behavior[behavior["event_id"].isin(recent["event_id"])
                                      & ~behavior["event_id"].isin(clicks["event_id"])].to_dict("records"),
             ad_events=ad_events[ad_events["event_id"].isin(clicks["event_id"])].to_dict("records"))
-        frames = contract_frames(batch)
-        user_id = int(pd.concat([frames["behavior_events"]["user_id"], frames["ad_events"]["user_id"]]).iloc[0])
+        frames = contract_tables(batch)
+        user_id = [*frames["behavior_events"].column("user_id").to_pylist(), *frames["ad_events"].column("user_id").to_pylist()][0]
         assert pseudonymize(user_id, settings.pseudonym_key) == user_key
         posted = posted_histories(frames, {user_id: user_key}, snapshot.ad_catalog, snapshot.scorer.encoders)[user_key]
         assert len(posted) == len(recent)

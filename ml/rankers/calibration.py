@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -37,7 +38,10 @@ class Calibrator:
         if self.method == "isotonic":
             calibrated = self.isotonic.predict(raw)
         elif self.method == "platt":
-            calibrated = self.platt.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
+            # LogisticRegression.predict_proba's own arithmetic (x @ coef.T + intercept, then expit),
+            # without its input validation: a tenth of a millisecond per served request.
+            decision = _logit(raw).reshape(-1, 1) @ self.platt.coef_.T + self.platt.intercept_
+            calibrated = expit(decision.reshape(-1))
         else:
             calibrated = raw
         # Keep probabilities strictly inside (0, 1): downstream logloss and log-odds bids need it.
