@@ -40,6 +40,7 @@ with with_ad_snapshot as (
         ad_snapshot.ad_conversions_7d,
         ad_snapshot.ad_cvr_7d,
         ad_snapshot.ad_age_days,
+        ad_snapshot.title,
         coalesce(ad_snapshot.restricted, false) as restricted
     from {{ base }} as base
     left join {{ ref('ad_features') }} as ad_snapshot

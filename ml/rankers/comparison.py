@@ -28,6 +28,7 @@ from ml.rankers.training import FittedRanker, fit_ranker
 LIGHTGBM = "lightgbm"
 LIGHTGBM_UNCALIBRATED = "lightgbm_uncalibrated"
 LIGHTGBM_NO_ENCODER = "lightgbm_no_encoder"
+LIGHTGBM_NO_CONTENT = "lightgbm_no_content"  # without the title's terms (ml.rankers.content): cold start
 ORACLE = "oracle"
 ORACLE_DAY_AHEAD = "oracle_day_ahead"
 
@@ -54,9 +55,10 @@ def _same_days(a: DaySplit, b: DaySplit) -> bool:
     )
 
 
-def _lightgbm(use_encoder_features: bool) -> Recipe:
+def _lightgbm(use_encoder_features: bool, use_content_features: bool = True) -> Recipe:
     def fit(train: pd.DataFrame, valid: pd.DataFrame, task: str):
-        return fit_ranker(train, valid, task, use_encoder_features=use_encoder_features).predict
+        return fit_ranker(train, valid, task, use_encoder_features=use_encoder_features,
+                          use_content_features=use_content_features).predict
     return fit
 
 
@@ -70,6 +72,7 @@ def _baseline_recipes(use_encoder_features: bool, include_matrix_factorization: 
     recipes: dict[str, Recipe] = {}
     if use_encoder_features:
         recipes[LIGHTGBM_NO_ENCODER] = _lightgbm(use_encoder_features=False)
+    recipes[LIGHTGBM_NO_CONTENT] = _lightgbm(use_encoder_features, use_content_features=False)
     recipes["popularity"] = _baseline(PopularityBaseline)
     recipes["logistic_regression"] = _baseline(LogisticRegressionBaseline)
     if include_matrix_factorization:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ml.rankers.content import TITLE_COLUMN, TitleVocabulary
+
 CATEGORICAL: list[str] = [
     "gender", "age_band", "city_tier", "occupation",
     "category_id", "brand_id", "bid_type", "objective",
@@ -105,18 +107,32 @@ class FeatureSpec:
 
     features: list[str]
     categorical_levels: dict[str, list[str]] = field(default_factory=dict)
+    # The title terms the content features weigh (ml.rankers.content); None: no content features.
+    title_vocabulary: TitleVocabulary | None = None
 
     @property
     def categorical(self) -> list[str]:
         return [name for name in self.features if name in self.categorical_levels]
 
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns a frame to score needs: the features, with the title in place of its terms."""
+        content = set(self.title_vocabulary.feature_names) if self.title_vocabulary else set()
+        return [name for name in self.features if name not in content] + ([TITLE_COLUMN] if content else [])
+
     @classmethod
     def fit(cls, training_frame: pd.DataFrame, use_encoder_features: bool = True,
-            extra_numeric: Sequence[str] = ()) -> "FeatureSpec":
+            extra_numeric: Sequence[str] = (), use_content_features: bool = True) -> "FeatureSpec":
         """`extra_numeric`: more numeric columns after the standard ones (experiments, e.g.
-        benchmarks/ctr_information_ceiling.py; the pipeline never passes any)."""
-        names = feature_names(use_encoder_features) + list(extra_numeric)
-        missing = [name for name in names if name not in training_frame.columns]
+        benchmarks/ctr_information_ceiling.py; the pipeline never passes any). Content features
+        (ml.rankers.content) when `use_content_features` and the frame has titles sharing terms."""
+        vocabulary = None
+        if use_content_features and TITLE_COLUMN in training_frame:
+            vocabulary = TitleVocabulary.fit(training_frame.drop_duplicates("ad_id")[TITLE_COLUMN]
+                                             if "ad_id" in training_frame else training_frame[TITLE_COLUMN])
+        content = vocabulary.feature_names if vocabulary else []
+        names = feature_names(use_encoder_features) + content + list(extra_numeric)
+        missing = [name for name in names if name not in training_frame.columns and name not in content]
         if missing:
             hint = " (join encoder outputs with join_encoder_features or pass use_encoder_features=False)" \
                 if set(missing) & set(ENCODER_FEATURES) else ""
@@ -125,17 +141,23 @@ class FeatureSpec:
             name: sorted(_category_keys(training_frame[name]).dropna().unique().tolist())
             for name in CATEGORICAL
         }
-        return cls(features=names, categorical_levels=levels)
+        return cls(features=names, categorical_levels=levels, title_vocabulary=vocabulary)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """LightGBM-ready frame: the spec's columns in order, categoricals with the frozen levels."""
-        missing = [name for name in self.features if name not in frame.columns]
+        missing = [name for name in self.input_columns if name not in frame.columns]
         if missing:
             raise KeyError(f"frame to score lacks feature columns {missing}")
         columns: dict[str, pd.Series] = {}
         restricted = restricted_rows(frame)
+        content = {}
+        if self.title_vocabulary:
+            weights = self.title_vocabulary.transform(frame[TITLE_COLUMN])
+            content = {name: weights[:, i] for i, name in enumerate(self.title_vocabulary.feature_names)}
         for name in self.features:
-            if name in self.categorical_levels:
+            if name in content:
+                columns[name] = pd.Series(content[name], index=frame.index)
+            elif name in self.categorical_levels:
                 keys = _category_keys(frame[name])
                 if name in PROTECTED and restricted.any():
                     keys = keys.where(~restricted, np.nan)
@@ -161,8 +183,10 @@ class FeatureSpec:
         return matrix
 
     def to_dict(self) -> dict[str, object]:
-        return {"features": list(self.features), "categorical_levels": self.categorical_levels}
+        return {"features": list(self.features), "categorical_levels": self.categorical_levels,
+                "title_vocabulary": self.title_vocabulary.to_dict() if self.title_vocabulary else None}
 
     @classmethod
     def from_dict(cls, payload: dict[str, object]) -> "FeatureSpec":
-        return cls(features=list(payload["features"]), categorical_levels=dict(payload["categorical_levels"]))
+        return cls(features=list(payload["features"]), categorical_levels=dict(payload["categorical_levels"]),
+                   title_vocabulary=TitleVocabulary.from_dict(payload.get("title_vocabulary")))

@@ -24,7 +24,10 @@ def synthetic_impressions(
     n_days: int = 5,
     start_date: dt.date = dt.date(2026, 11, 1),
     seed: int = 0,
+    with_titles: bool = False,
 ) -> pd.DataFrame:
+    """`with_titles`: also a `title` per ad whose words hint at its hidden quality, and a third of the
+    ads new (no delivery history), for the content features (ml.rankers.content)."""
     rng = np.random.default_rng(seed)
     n_categories, n_brands = 12, 40
 
@@ -74,7 +77,7 @@ def synthetic_impressions(
     ad_clicks_7d = rng.binomial(ad_impressions_7d, _sigmoid(-3.0 + ad_quality[ad]))
     user_clicks_7d = rng.binomial(user_impressions_7d, 0.05)
     ad_conversions_7d = rng.binomial(ad_clicks_7d, 0.1)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "impression_id": np.arange(1, n_impressions + 1, dtype=np.int64),
         "user_key": np.array([f"u{u:06d}" for u in range(n_users)], dtype=object)[user],
         "ad_id": ad.astype(np.int64) + 1000,
@@ -107,6 +110,46 @@ def synthetic_impressions(
         "true_pctr": true_pctr,
         "true_pcvr": true_pcvr,
     })
+    return _with_titles_and_new_ads(frame, ad, ad_quality, click_logit, true_pcvr, seed) if with_titles else frame
+
+
+GOOD_WORDS, POOR_WORDS, PLAIN_WORDS = ("bestseller", "favourite", "premium"), ("clearance", "basic", "budget"), \
+    ("new", "offer", "shipping", "season")
+
+
+def _with_titles_and_new_ads(frame: pd.DataFrame, ad: np.ndarray, ad_quality: np.ndarray, click_logit: np.ndarray,
+                             true_pcvr: np.ndarray, seed: int) -> pd.DataFrame:
+    """Titles of two quality words (good ones more likely the better the ad) and a plain word; a third
+    of the ads new, launched on a day of the period (no rows before) and without delivery history for
+    two days: only the title tells their quality then. Quality
+    weighs three times as much in the clicks here (redrawn), so that knowing it is worth measuring.
+    From their own random stream: the user and ad columns are the same as without titles."""
+    rng = np.random.default_rng([seed, 1])
+    true_pctr = _sigmoid(click_logit + 2.0 * ad_quality[ad])
+    label_click = rng.random(len(frame)) < true_pctr
+    label_conversion = label_click & (rng.random(len(frame)) < true_pcvr)
+    frame = frame.assign(true_pctr=true_pctr, label_click=label_click.astype(np.int64),
+                         label_conversion=label_conversion.astype(np.int64))
+    n_ads = len(ad_quality)
+    good = rng.random((n_ads, 2)) < _sigmoid(3.0 * ad_quality)[:, None]
+    pick = rng.integers(0, 3, (n_ads, 2))
+    words = np.where(good, np.array(GOOD_WORDS, dtype=object)[pick], np.array(POOR_WORDS, dtype=object)[pick])
+    plain = np.array(PLAIN_WORDS, dtype=object)[rng.integers(0, len(PLAIN_WORDS), n_ads)]
+    titles = np.array([f"brand{frame_brand} {first} {second} {extra}" for frame_brand, (first, second), extra
+                       in zip(range(n_ads), words, plain)], dtype=object)
+    # New ads launch on a day of the period (rows before it dropped) and have no history for two days.
+    new = rng.random(n_ads) < 1 / 3
+    first_day = frame["impression_date"].min()
+    day_index = (frame["impression_date"] - first_day).map(lambda gap: gap.days).to_numpy()
+    launch = np.where(new, rng.integers(0, day_index.max() + 1, n_ads), -99)
+    age = day_index - launch[ad]
+    frame = frame.assign(title=titles[ad], ad_age_days=np.where(new[ad], age, frame["ad_age_days"]))
+    frame = frame[age >= 0].copy()
+    young = (new[ad] & (age < 2))[frame.index]
+    frame.loc[young, ["ad_impressions_7d", "ad_clicks_7d", "ad_conversions_7d"]] = 0
+    frame.loc[young, "ad_ctr_7d"] = 0.0
+    frame.loc[young, "ad_cvr_7d"] = 0.1
+    return frame
 
 
 def clicked(impressions: pd.DataFrame) -> pd.DataFrame:

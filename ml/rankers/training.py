@@ -118,6 +118,7 @@ def fit_ranker(
     early_stopping_rounds: int = DEFAULT_EARLY_STOPPING_ROUNDS,
     extra_numeric: Sequence[str] = (),
     dask_scheduler: str | None = None,
+    use_content_features: bool = True,
 ) -> FittedRanker:
     """Train on `train`, early-stop and calibrate on `valid` (the day before the test day).
 
@@ -132,7 +133,7 @@ def fit_ranker(
     # another order would give another model.
     train, valid = (in_key_order(rows, ["impression_id"]) if "impression_id" in rows else rows
                     for rows in (train, valid))
-    feature_spec = FeatureSpec.fit(train, use_encoder_features, extra_numeric)
+    feature_spec = FeatureSpec.fit(train, use_encoder_features, extra_numeric, use_content_features)
     train_labels, valid_labels = labels_for(train, task), labels_for(valid, task)
     if len(np.unique(train_labels)) < 2:
         raise ValueError(f"{task} training rows hold a single class ({len(train_labels)} rows); need both labels")
@@ -179,5 +180,5 @@ def fit_ranker(
         params=merged_params, best_iteration=int(best_iteration), use_encoder_features=use_encoder_features,
         training_rows=len(train), validation_rows=len(valid), training_seconds=training_seconds,
         validation_metrics=validation_metrics,
-        input_example=train[feature_spec.features].head(5).reset_index(drop=True),
+        input_example=train[feature_spec.input_columns].head(5).reset_index(drop=True),
     )

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ml.rankers.content import title_term
+
 NOTHING_STOOD_OUT = "shown for its bid and general appeal; nothing in your activity stood out"
 NEW_AD_DAYS = 2  # an ad younger than this reads as "new"
 
@@ -87,6 +89,8 @@ LEVEL_PHRASES: dict[str, Callable[[str], str]] = {
 
 
 def _phrase(feature: str, value: float, levels: list[str] | None) -> str | None:
+    if (term := title_term(feature)) is not None:  # a title term's weight: only a word that is there speaks
+        return f'its title says "{term}"' if value > 0 else None
     if levels is not None:  # a categorical feature: value is the level's code (NaN: unseen or missing)
         if value != value:
             return None

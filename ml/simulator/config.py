@@ -31,6 +31,9 @@ class SimulationConfig:
     # The logging policy's uniform-exploration share: every eligible ad has at least share / n_eligible
     # propensity, so off-policy estimates of any schedule have support (larger: more exploration traffic).
     exploration_share: float = 0.05
+    # Share of ads launched after their campaign started (on a uniform later day of its flight):
+    # ads with no history keep arriving, the cold start content features are for.
+    late_ad_share: float = 0.3
     file_format: str = "parquet"
 
     def __post_init__(self) -> None:
@@ -52,6 +55,8 @@ class SimulationConfig:
             raise ValueError(f"n_brands ({self.n_brands}) must be >= n_categories ({self.n_categories}): each category needs a brand")
         if self.n_brands > self.n_items:
             raise ValueError(f"n_items ({self.n_items}) must be >= n_brands ({self.n_brands}): each brand needs an item")
+        if not 0.0 <= self.late_ad_share <= 1.0:
+            raise ValueError(f"SimulationConfig.late_ad_share must be in [0, 1], got {self.late_ad_share!r}")
         for name in ("initial_user_share", "daily_active_prob", "exploration_share"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:

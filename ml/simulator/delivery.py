@@ -144,10 +144,11 @@ def serve(world: World, sessions: DaySessions, opportunities: Opportunities, cho
     pcvr = np.zeros(len(rows))
     users = sessions.active_users[rows]
 
+    launched = world.ad_launched(sessions.day_index)
     block_of_row = (ts - sessions.day_start_us) // PACING_BLOCK_US
     block_bounds = np.searchsorted(block_of_row, np.arange(BLOCKS_PER_DAY + 1))
     for b in range(BLOCKS_PER_DAY):
-        eligible = (remaining_budget > 0)[world.ad_campaign]
+        eligible = (remaining_budget > 0)[world.ad_campaign] & launched
         if not eligible.any():
             break
         for lo in range(block_bounds[b], block_bounds[b + 1], POLICY_CHUNK_ROWS):

@@ -24,7 +24,8 @@ from ml.simulator.events import AD_EVENT_TYPES, CONVERSION, AdEventBatch, ad_eve
 from ml.simulator.ground_truth import ImpressionLog
 from ml.simulator.sessions import MICROS_PER_DAY, generate_sessions
 from ml.simulator.writer import clear_landing, labels, write_partition
-from ml.simulator.world import AGE_BANDS, BID_TYPES, CATEGORY_NAMES, GENDERS, OBJECTIVES, OCCUPATIONS, World, build_world
+from ml.simulator.world import (AGE_BANDS, BID_TYPES, CATEGORY_NAMES, GENDERS, OBJECTIVES, OCCUPATIONS, TITLE_TERMS, World,
+                                build_world)
 
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "to", "zu", "ne", "sa", "ri", "po", "lu")
 _SLOGANS = ("new season", "limited offer", "free shipping", "best seller", "members save more", "just arrived")
@@ -86,6 +87,12 @@ def _brand_name(brand: int) -> str:
     return (_SYLLABLES[brand % n] + _SYLLABLES[(brand // n) % n] + _SYLLABLES[(brand // n**2) % n]).capitalize()
 
 
+def _title_words(world: World, ad: int) -> str:
+    if world.ad_title_terms is None:  # a world saved before titles carried terms
+        return _SLOGANS[ad % len(_SLOGANS)]
+    return ", ".join(TITLE_TERMS[term][0] for term in world.ad_title_terms[ad])
+
+
 def _category_name(category: int) -> str:
     return CATEGORY_NAMES[category] if category < len(CATEGORY_NAMES) else f"category {category + 1}"
 
@@ -128,10 +135,8 @@ def is_restricted(campaigns: np.ndarray) -> np.ndarray:
 
 
 def ad_rows(world: World, ads: np.ndarray) -> dict[str, object]:
-    titles = [
-        f"{_brand_name(int(world.ad_brand[a]))} {_category_name(int(world.ad_category[a]))}: {_SLOGANS[a % len(_SLOGANS)]}"
-        for a in ads
-    ]
+    titles = [f"{_brand_name(int(world.ad_brand[a]))} {_category_name(int(world.ad_category[a]))}: {_title_words(world, a)}"
+              for a in ads]
     return {
         "ad_id": world.ids("ad", ads),
         "campaign_id": world.ids("campaign", world.ad_campaign[ads]),
@@ -160,7 +165,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
     world.save(ground_truth_dir)
     impression_log = ImpressionLog(ground_truth_dir)
     summary = SimulationSummary(data_root, landing_dir, ground_truth_dir, config.file_format)
-    campaign_landing_day = world.campaign_landing_day()
+    campaign_landing_day, ad_landing_day = world.campaign_landing_day(), world.ad_landing_day()
     start_us = int(np.datetime64(config.start_date, "us").astype(np.int64))
     waiting: dict[int, list[AdEventBatch]] = defaultdict(list)  # ad events landing on a later day
     next_event_id = 1
@@ -187,7 +192,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
             today = AdEventBatch.concat([batch.take(np.flatnonzero(landing_day == d)), *waiting.pop(d, [])])
 
             campaigns = np.flatnonzero(campaign_landing_day == d)
-            ads = np.flatnonzero(np.isin(world.ad_campaign, campaigns))
+            ads = np.flatnonzero(ad_landing_day == d)
             tables = {
                 "users": users_rows(world, d),
                 "campaigns": campaign_rows(world, campaigns),

@@ -36,6 +36,16 @@ CATEGORY_NAMES = [
     "bicycles", "camping", "pet food", "baby care", "vitamins", "garden", "tools", "car parts", "games", "music",
     "stationery", "lighting", "appliances", "fragrance", "hair care", "outerwear", "swimwear", "eyewear", "wine", "travel",
 ]
+# Title phrases and how strongly each one goes with a high-quality ad (log-odds per unit of quality):
+# real titles say "best seller" or "clearance" for a reason. Each ad's title carries two of them,
+# drawn more often the better they fit its quality, so a title hints at an ad's appeal before any
+# impression of it is logged (cold start), as noisily as a copywriter's words do.
+TITLE_TERMS = (
+    ("best seller", 1.2), ("top rated", 1.0), ("award winning", 0.9), ("premium quality", 0.7),
+    ("customer favourite", 0.8), ("new season", 0.0), ("free shipping", 0.0), ("just arrived", 0.0),
+    ("limited offer", 0.0), ("members save more", 0.0), ("clearance", -0.9), ("basic", -0.7),
+    ("budget pick", -0.8), ("last units", -1.0),
+)
 HOURS_PER_DAY = 24
 DRIFT_COMPONENTS = 2
 LATENT_DIM = 8
@@ -117,6 +127,9 @@ class World:
     ad_quality: np.ndarray
     ad_policy_noise: np.ndarray  # (A, POLICY_NOISE_DIM)
     ad_policy_bias: np.ndarray  # (A,)
+    # Worlds saved before ads launched mid-flight or had title terms load without them (None).
+    ad_launch_day: np.ndarray | None = None  # (A,) first day the ad can be served, >= its campaign's start
+    ad_title_terms: np.ndarray | None = None  # (A, 2) positions in TITLE_TERMS
 
     # ---- sizes and ids -------------------------------------------------------------------------
     @property
@@ -238,14 +251,26 @@ class World:
     def campaign_active(self, day_index: int) -> np.ndarray:
         return (self.campaign_start_day <= day_index) & (self.campaign_end_day >= day_index)
 
+    def ad_launched(self, day_index: int) -> np.ndarray:
+        """(A,) bool: has the ad launched by this day (its campaign's flight and budget aside)?"""
+        if self.ad_launch_day is None:
+            return np.ones(self.n_ads, dtype=bool)
+        return self.ad_launch_day <= day_index
+
     def campaign_landing_day(self) -> np.ndarray:
-        """Campaigns (and their ads) land on day 0 or on their start day if later."""
+        """Campaigns land on day 0 or on their start day if later."""
         return np.maximum(self.campaign_start_day, 0)
+
+    def ad_landing_day(self) -> np.ndarray:
+        """Ads land on the day they launch (day 0 for those live from the start)."""
+        launch = self.campaign_start_day[self.ad_campaign] if self.ad_launch_day is None else self.ad_launch_day
+        return np.maximum(launch, 0)
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("config", "model")}
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("config", "model") and getattr(self, f.name) is not None}
         np.savez_compressed(directory / "world.npz", **arrays)
         payload = {"simulation": self.config.to_json_dict(), "true_model": dataclasses.asdict(self.model)}
         (directory / "config.json").write_text(json.dumps(payload, indent=2))
@@ -341,6 +366,9 @@ def build_world(config: SimulationConfig, model: TrueModel | None = None) -> Wor
     ad_policy_noise = rng.normal(size=(A, POLICY_NOISE_DIM)) / np.sqrt(POLICY_NOISE_DIM)
     ad_policy_bias = rng.normal(size=A)
 
+    ad_launch_day, ad_title_terms = _ad_launches_and_titles(config, campaign_start_day[ad_campaign],
+                                                            campaign_end_day[ad_campaign], ad_quality)
+
     # Budgets around each campaign's fair share of expected spend, so some run out and some do not.
     expected_impressions = U * config.daily_active_prob * config.impressions_per_active_day
     clicks_per_campaign = expected_impressions * 0.035 / N
@@ -362,7 +390,27 @@ def build_world(config: SimulationConfig, model: TrueModel | None = None) -> Wor
         campaign_daily_budget=campaign_daily_budget, campaign_start_day=campaign_start_day,
         campaign_end_day=campaign_end_day, ad_campaign=ad_campaign, ad_category=ad_category, ad_brand=ad_brand,
         ad_price=ad_price, ad_quality=ad_quality, ad_policy_noise=ad_policy_noise, ad_policy_bias=ad_policy_bias,
+        ad_launch_day=ad_launch_day, ad_title_terms=ad_title_terms,
     )
+
+
+def _ad_launches_and_titles(config: SimulationConfig, flight_start: np.ndarray, flight_end: np.ndarray,
+                            quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Launch days (a share of ads launch after their campaign started, so new ads with no history
+    keep arriving) and two title terms per ad. From their own random stream: the rest of the world
+    is drawn exactly as before they existed."""
+    rng = np.random.default_rng([config.seed, 3])
+    last_day = config.n_days - 1
+    first, last = flight_start + 1, np.minimum(flight_end, last_day)
+    late = (rng.random(len(quality)) < config.late_ad_share) & (first <= last)
+    offset = (rng.random(len(quality)) * np.maximum(last - first + 1, 1)).astype(np.int64)
+    launch = np.where(late, first + offset, flight_start).astype(np.int64)
+    loadings = np.array([loading for _, loading in TITLE_TERMS])
+    weights = np.exp(quality[:, None] * loadings[None, :])
+    # Two distinct terms per ad, drawn without replacement in proportion to their weights (Gumbel top-2).
+    keys = np.log(weights) - np.log(-np.log(rng.random(weights.shape)))
+    terms = np.argsort(-keys, axis=1)[:, :2]
+    return launch, terms
 
 
 def _flight_dates(rng: np.random.Generator, n_campaigns: int, n_days: int) -> tuple[np.ndarray, np.ndarray]:

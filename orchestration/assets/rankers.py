@@ -5,7 +5,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ml.rankers.comparison import LIGHTGBM, compare_rankers
+from ml.rankers.cold_start import cold_start_comparison
+from ml.rankers.comparison import LIGHTGBM, LIGHTGBM_NO_CONTENT, compare_rankers
 from ml.rankers.features import join_encoder_features
 from ml.rankers.mlflow_io import champion_holdout_score, holdout_score, holdout_rows, log_ranker_to_mlflow
 from ml.rankers.plots import save_report_plots
@@ -24,6 +25,7 @@ from orchestration.resources import PlatformResource
 PROMOTION_METRIC = "auc"
 ENCODER_ALONE = "interest_encoder_alone"
 RANKER_REPORT_FILE = "ranker_report.csv"
+COLD_START_REPORT_FILE = "cold_start.csv"
 
 
 def holdout_path(settings, day: dt.date, task: str):
@@ -127,6 +129,10 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
         holdouts, comparison.predictions, {t: f for t, f in fitted_by_task.items() if f is not None}, report_dir
     )
     report.to_csv(report_dir / RANKER_REPORT_FILE, index=False)  # read by the demo's summary
+    # New ads (no history): the same holdout scored with and without the title's terms.
+    cold_start = cold_start_comparison(holdouts.ctr, comparison.predictions[LIGHTGBM].ctr,
+                                       comparison.predictions[LIGHTGBM_NO_CONTENT].ctr)
+    cold_start.to_csv(report_dir / COLD_START_REPORT_FILE, index=False)
     holdout_metrics = report_metrics(report, LIGHTGBM)
 
     configure_mlflow(settings)
@@ -156,8 +162,20 @@ def rankers(context: dg.AssetExecutionContext, platform: PlatformResource):
                 f"challenger_holdout_{PROMOTION_METRIC}": challenger_score,
                 f"champion_holdout_{PROMOTION_METRIC}": champion_score if champion_score is not None else "none",
                 "holdout_path": dg.MetadataValue.path(str(holdout_paths[task])),
+                **(cold_start_metadata(cold_start) if task == "ctr" else {}),
             },
         )
+
+
+def cold_start_metadata(cold_start: pd.DataFrame) -> dict:
+    """The CTR AUC on ads younger than two days with and without content features, paired."""
+    young = cold_start.iloc[0]
+    return {"cold_start": dg.MetadataValue.md(cold_start.round(4).to_markdown(index=False)),
+            "cold_start_young_ad_impressions": int(young["impressions"]),
+            "cold_start_auc_with_content": round(float(young["auc_with_content"]), 4),
+            "cold_start_auc_without_content": round(float(young["auc_without_content"]), 4),
+            "cold_start_auc_gain_ci95": f"{young['auc_gain']:+.4f} [{young['gain_ci95_low']:+.4f}, "
+                                        f"{young['gain_ci95_high']:+.4f}]"}
 
 
 def skipped_ranker(task: str, reason: str, plan, report: pd.DataFrame | None = None) -> dg.MaterializeResult:

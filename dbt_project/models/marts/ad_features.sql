@@ -54,7 +54,8 @@ with_ad_version as (
         ad_versions.campaign_id,
         ad_versions.category_id,
         ad_versions.brand_id,
-        ad_versions.price
+        ad_versions.price,
+        ad_versions.title
     from windowed
     asof inner join ad_versions
         on windowed.ad_id = ad_versions.ad_id
@@ -69,6 +70,7 @@ select
     with_ad_version.category_id,
     with_ad_version.brand_id,
     with_ad_version.price,
+    with_ad_version.title,
     campaign_versions.bid,
     campaign_versions.bid_type,
     campaign_versions.objective,

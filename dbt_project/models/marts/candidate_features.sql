@@ -39,6 +39,7 @@ select
     advertiser_id,
     schedule_date,
     restricted,
+    title,
     {{ feature_column_names() | join(',\n    ') }}
 from featured
 order by user_key, ad_id

@@ -36,5 +36,6 @@ select
     label_conversion,
     conversion_label_final,
     restricted,
+    title,
     {{ feature_column_names() | join(',\n    ') }}
 from featured
