@@ -31,14 +31,14 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from ml.allocation.allocator import allocate  # noqa: E402
-from ml.allocation.value import expected_value, schedule_value  # noqa: E402
+from ml.allocation.value import schedule_value  # noqa: E402
+from ml.evaluation.paired_value import paired_bootstrap_total, value_by_user  # noqa: E402
 from ml.evaluation.policy import true_probabilities_for, user_ids_by_key  # noqa: E402
 from ml.rankers.cold_start import YOUNG_AD_DAYS, cold_start_comparison  # noqa: E402
 from ml.rankers.splits import split_by_day  # noqa: E402
@@ -51,7 +51,6 @@ from orchestration.assets.holdout import model_label_plan  # noqa: E402
 from orchestration.assets.rankers import load_training_sets  # noqa: E402
 
 VARIANTS = {"with titles": True, "without titles": False}
-BOOTSTRAP_DRAWS = 2000
 
 
 def settings_for(root: Path) -> Settings:
@@ -86,31 +85,21 @@ def schedule_values(settings: Settings) -> tuple[pd.DataFrame, dict[str, float]]
     truth = GroundTruth.load(settings.ground_truth_dir)
     user_ids = user_ids_by_key(truth, settings.pseudonym_key)
     budgets = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["daily_budget"]
-    age = scored.drop_duplicates("ad_id").set_index("ad_id")["ad_age_days"]
+    age = scored.drop_duplicates("ad_id").set_index("ad_id")["ad_age_days"].fillna(0)
+    new_ads = set(age.index[age < YOUNG_AD_DAYS])
     per_user, capped = [], {}
     for name, content in VARIANTS.items():
         ranker = fit_ranker(split.train, split.valid, "ctr", use_content_features=content)
         candidates = scored.assign(pctr=ranker.predict(scored))
         schedule = allocate(candidates, campaigns, user_hours, schedule_date, ScheduleConfig().allocation(),
                             hourly_traffic=hourly_traffic).schedule
+        values = value_by_user(truth, user_ids, schedule, schedule_date, new_ads)
+        per_user.append(values.set_axis(["all", "new ads", "new-ad impressions"], axis=1).add_prefix(f"{name}: "))
         true_pctr, true_pcvr = true_probabilities_for(truth, schedule, user_ids, schedule_date)
-        value = expected_value(schedule["bid"], schedule["bid_type"], true_pctr, true_pcvr)
-        young = schedule["ad_id"].map(age).fillna(0).to_numpy() < YOUNG_AD_DAYS
-        rows = pd.DataFrame({"user_key": schedule["user_key"], "all": value, "new ads": np.where(young, value, 0.0),
-                             "new-ad impressions": young.astype(int)})
-        per_user.append(rows.groupby("user_key").sum().add_prefix(f"{name}: "))
         capped[name] = schedule_value(schedule, true_pctr, true_pcvr, daily_budget_by_campaign=budgets)["capped_spend"]
-        print(f"  schedule {schedule_date} {name}: {len(schedule):,} impressions, {young.sum():,} of new ads", flush=True)
+        print(f"  schedule {schedule_date} {name}: {len(schedule):,} impressions, "
+              f"{int(values['flagged_impressions'].sum()):,} of new ads", flush=True)
     return pd.concat(per_user, axis=1).fillna(0.0), capped
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """Total of a minus total of b, and its 95% interval resampling users (rows)."""
-    difference = np.asarray(a) - np.asarray(b)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(difference), (BOOTSTRAP_DRAWS, len(difference)))
-    totals = difference[draws].sum(axis=1)
-    return float(difference.sum()), float(np.quantile(totals, 0.025)), float(np.quantile(totals, 0.975))
 
 
 def main() -> None:
@@ -142,7 +131,7 @@ def main() -> None:
     rows = []
     for part in ("new ads", "all"):
         with_titles, without = users[f"with titles: {part}"], users[f"without titles: {part}"]
-        gain, low, high = paired_bootstrap(with_titles.to_numpy(), without.to_numpy())
+        gain, low, high = paired_bootstrap_total(with_titles.to_numpy(), without.to_numpy())
         rows.append({"planned impressions of": part, "value with titles": with_titles.sum(),
                      "value without titles": without.sum(), "gain": gain, "gain_ci95_low": low, "gain_ci95_high": high})
     rows.append({"planned impressions of": "all, within budgets", "value with titles": capped["with titles"],

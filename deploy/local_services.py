@@ -18,23 +18,17 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from deploy.processes import free_port, start_server, wait_until_ready
 
 PASSWORD_ENV = "AD_POSTGRES_PASSWORD"
 USER = "adflow"
 DAGSTER_DB, MLFLOW_DB = "adflow_dagster", "adflow_mlflow"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def postgres_bin(name: str) -> str:
@@ -106,24 +100,14 @@ def start_mlflow(services: Services, password: str) -> None:
     through the server; its own session, stopped by pid."""
     artifacts = services.root / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    log = open(services.root / "mlflow-server.log", "wb")
-    process = subprocess.Popen(
+    log_path = services.root / "mlflow-server.log"
+    process = start_server(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(services.mlflow_port),
          "--backend-store-uri", f"postgresql+psycopg2://{USER}@127.0.0.1:{services.postgres_port}/{MLFLOW_DB}",
          "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts", "--workers", "1"],
-        env={**os.environ, "PGPASSWORD": password}, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        log_path, env={**os.environ, "PGPASSWORD": password})
     services.mlflow_pid_file.write_text(str(process.pid))
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{services.tracking_uri}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"mlflow server did not start: {(services.root / 'mlflow-server.log').read_text()[-3000:]}")
-        time.sleep(1)
+    wait_until_ready(f"{services.tracking_uri}/health", process, log_path, timeout_s=180, poll_s=1)
 
 
 def start(root: Path, password: str) -> Services:

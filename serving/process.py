@@ -1,31 +1,22 @@
-"""The serving process as the tests and benchmarks/serving_load.py use it: a real `python -m serving` over real HTTP, in its own
-session with default signal handling, stopped by killing its process group by pid (a background
-server on this machine may ignore SIGINT/SIGTERM). Its output goes to a file, read after the fact
-(a pipe nobody reads would fill up and stall the server)."""
+"""The serving process as the tests and benchmarks/serving_load.py use it: a real `python -m serving`
+over real HTTP, started, awaited and killed as every local server is (deploy/processes.py: its own
+session, its output in a file, stopped by killing its process group by pid)."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.processes import free_port, kill_group, start_server, wait_until_ready
 from serving.auth import TOKEN_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(url: str, body: dict | None = None, method: str | None = None, token: str | None = None,
@@ -55,9 +46,7 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL to the whole group: nothing the service does can delay or soften it."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
+        kill_group(self.process)
 
 
 @contextlib.contextmanager
@@ -70,21 +59,10 @@ def running_service(log_path: Path, token: str | None, env: dict | None = None, 
     env.pop(TOKEN_ENV, None)
     if token is not None:
         env[TOKEN_ENV] = token
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "serving", "--host", host, "--port", str(port)], cwd=cwd,
-                                   env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+    process = start_server([sys.executable, "-m", "serving", "--host", host, "--port", str(port)], log_path, env, cwd)
     service = Service(f"http://127.0.0.1:{port}", process, log_path, token)
     try:
-        deadline = time.monotonic() + startup_seconds
-        while True:
-            try:
-                if call(f"{service.base}/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serving did not start:\n{service.log()[-3000:]}")
-            time.sleep(0.5)
+        wait_until_ready(f"{service.base}/health", process, log_path, startup_seconds)
         yield service
     finally:
         service.kill()

@@ -52,3 +52,18 @@ def test_fewer_eligible_ads_than_n_returns_all_of_them():
     users, ads, eligible = _embeddings(n_users=5, n_ads=8)
     got = retrieve_candidates(users, ads, eligible, AllocationConfig(candidates_per_user=50, exploration_per_user=5))
     assert got.groupby("user_key").size().eq(8).all()
+
+
+def test_category_retrieval_adds_the_most_viewed_categories_ads_not_already_retrieved():
+    from ml.allocation.category_candidates import category_candidates
+
+    ads = pd.DataFrame({"ad_id": [1, 2, 3, 4, 5], "category_id": [10, 10, 20, 30, 20],
+                        "ad_clicks_7d": [5, 9, 1, 0, 7]})
+    views = pd.DataFrame({"user_key": ["a", "a", "b"], "category_id": [20, 10, 30], "events": [4, 1, 2]})
+    retrieved = pd.DataFrame({"user_key": ["a"], "ad_id": [5]})
+    found = category_candidates(np.array(["a", "b", "c"]), ads, views, per_user=3, retrieved=retrieved)
+    by_user = found.groupby("user_key")["ad_id"].apply(list).to_dict()
+    # a: category 20 first (4 views; ad 5 already retrieved), then 10's ads, most clicked first
+    assert by_user == {"a": [3, 2, 1], "b": [4]}  # c viewed nothing: no category candidates
+    assert (found["source"] == "category").all()
+    assert found.set_index(["user_key", "ad_id"]).loc[("a", 3), "retrieval_score"] == 4

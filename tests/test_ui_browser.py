@@ -8,43 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from pipeline_fixture import materialized_pipeline
 
-from serving.process import REPO, free_port
+from deploy.processes import free_port, kill_group, start_server, wait_until_ready
+from serving.process import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 @contextlib.contextmanager
 def server(command: list[str], url: str, log_path: Path, env: dict, startup_s: float = 240):
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=log,
-                                   stderr=subprocess.STDOUT)
+    process = start_server(command, log_path, env, cwd=REPO)
     try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command[0]} did not start: {log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(1)
+        wait_until_ready(url, process, log_path, startup_s, poll_s=1)
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        kill_group(process)
 
 
 @pytest.fixture(scope="module")

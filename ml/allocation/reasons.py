@@ -17,16 +17,18 @@ def _text(column: pd.Series) -> pd.Series:
 
 
 def build_reasons(rows: pd.DataFrame, top_features: int = 2) -> pd.Series:
-    """One reason per row. Uses source ('interest' / 'exploration'), category_id, the rankers'
+    """One reason per row. Uses source ('interest' / 'category' / 'exploration'), category_id, the rankers'
     top{k}_feature columns, or a free-text 'explanation' column when no top-feature columns exist."""
     index = rows.index
     source = _text(rows["source"]) if "source" in rows else pd.Series("interest", index=index, dtype="string")
     head = pd.Series("high expected value", index=index, dtype="string")
     head = head.mask(source == "interest", "matched interest")
     head = head.mask(source == "exploration", "exploration: fresh or under-delivered ad")
+    head = head.mask(source == "category", "a category you browsed most this week")
     if "category_id" in rows:
         category = _text(rows["category_id"])
         head = head.mask((source == "interest") & (category != ""), "matched interest: category " + category)
+        head = head.mask((source == "category") & (category != ""), "a category you browsed most this week: " + category)
     features = [c for c in TOP_FEATURE_COLUMNS[:top_features] if c in rows]
     if features:
         joined = _text(rows[features[0]])

@@ -23,6 +23,13 @@ class DeviceChoice:
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast_enabled)
 
+    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """A host batch on the device: on CUDA through pinned memory with a non-blocking copy (the
+        copy overlaps the previous step's kernels); on the CPU the tensor itself, no copy."""
+        if self.device.type != "cuda":
+            return batch
+        return batch.pin_memory().to(self.device, non_blocking=True)
+
 
 def cpu_threads(cores: int | None = None) -> int:
     """Leave one core free: on a small shared CPU, torch's OpenMP workers spin against the other

@@ -34,7 +34,7 @@ class FittedEncoder:
         size, outputs = self.config.batch_size * 4, []
         with torch.no_grad(), self.device_choice.autocast():
             for start in range(0, n_rows, size):
-                batch = {k: v[start:start + size].to(self.device_choice.device) for k, v in tensors.items()}
+                batch = {k: self.device_choice.to_device(v[start:start + size]) for k, v in tensors.items()}
                 outputs.append(fn(**batch).float().cpu())
         return torch.cat(outputs) if outputs else torch.zeros(0, self.config.d_model)
 

@@ -79,8 +79,7 @@ def train_with_early_stopping(
                 if len(rows) < world:  # a last batch too small to share: skipped by every process alike
                     continue
                 rows = rows[rank::world]
-            batch = {name: values[rows].to(device_choice.device, non_blocking=True)
-                     for name, values in train_tensors.items()}
+            batch = {name: device_choice.to_device(values[rows]) for name, values in train_tensors.items()}
             with device_choice.autocast():
                 loss = loss_fn(trained, batch)
             optimizer.zero_grad(set_to_none=True)

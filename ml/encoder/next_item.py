@@ -108,7 +108,7 @@ def rank_targets(model: InterestEncoder, histories: np.ndarray, targets: np.ndar
     with torch.no_grad(), device_choice.autocast():
         for start in range(0, len(targets), batch_size):
             rows = slice(start, start + batch_size)
-            user = user_vectors(model, aligned_t[rows].to(device_choice.device), counts_t[rows].to(device_choice.device))
+            user = user_vectors(model, device_choice.to_device(aligned_t[rows]), device_choice.to_device(counts_t[rows]))
             scores = catalog_scores(model, user)
             target = torch.from_numpy(targets[rows]).long().to(scores.device)
             target_score = scores.gather(1, target[:, None])

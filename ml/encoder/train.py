@@ -41,7 +41,7 @@ def predict_click_logits(model: InterestEncoder, tensors: dict[str, torch.Tensor
     logits = []
     with torch.no_grad(), device_choice.autocast():
         for start in range(0, n_rows, batch_size):
-            batch = {name: values[start:start + batch_size].to(device_choice.device) for name, values in inputs.items()}
+            batch = {name: device_choice.to_device(values[start:start + batch_size]) for name, values in inputs.items()}
             logits.append(model(**batch).float().cpu())
     return torch.cat(logits).numpy() if logits else np.zeros(0, dtype=np.float32)
 

@@ -10,6 +10,7 @@ import pandas as pd
 from ml.allocation import AllocationConfig
 from ml.allocation.allocator import allocate
 from ml.allocation.candidates import retrieve_candidates
+from ml.allocation.category_candidates import category_candidates
 from ml.allocation.constraints import validate_schedule
 from ml.allocation.fingerprint import schedule_hash
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
@@ -35,6 +36,7 @@ class ScheduleConfig(dg.Config):
     max_ads_per_advertiser_per_user: int = 2
     candidates_per_user: int = 50
     exploration_per_user: int = 5
+    category_per_user: int = 20
     pacing_tolerance: float = 0.10
 
     def allocation(self) -> AllocationConfig:
@@ -85,7 +87,8 @@ def campaigns_of(ads: pd.DataFrame) -> pd.DataFrame:
     kinds={"torch", "duckdb"},
     deps=["model_promotion", "ad_features", "user_event_stream"],
     description="Per active user (seen in the last 7 days): top-N in-flight ads by similarity of the champion "
-    "encoder's user and ad embeddings, plus exploration of fresh and under-delivered ads (ml.ad_candidates).",
+    "encoder's user and ad embeddings, plus exploration of fresh and under-delivered ads, plus ads of the "
+    "categories the user viewed most that week (ml.ad_candidates).",
 )
 def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
     schedule_date = schedule_date_of(context)
@@ -94,6 +97,7 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
         ads = eligible_ads(conn, schedule_date)
         window_start = pd.Timestamp(schedule_date - dt.timedelta(days=ACTIVE_WINDOW_DAYS))
         event_stream = conn.sql("select * from main.user_event_stream").df()
+        category_views = conn.execute(CATEGORY_VIEWS, [schedule_date, window_start.date()]).df()
     # In key order: the encoder embeds users in batches of this order.
     active_users = np.sort(event_stream.loc[event_stream["ts"] >= window_start, "user_key"].unique())
     nothing_to_schedule(schedule_date, ads, active_users)
@@ -103,7 +107,8 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
     delivery_stats = ads[["ad_id", "ad_impressions_7d", "ad_age_days"]].rename(
         columns={"ad_impressions_7d": "impressions_7d"})
     candidates = retrieve_candidates(user_embeddings, encoder.ad_embeddings(), ads, config.allocation(), delivery_stats)
-    candidates = candidates.assign(schedule_date=schedule_date)
+    by_category = category_candidates(active_users, ads, category_views, config.category_per_user, candidates)
+    candidates = pd.concat([candidates, by_category], ignore_index=True).assign(schedule_date=schedule_date)
     with platform.warehouse() as conn:
         replace_rows(conn, "ml.ad_candidates", candidates, "schedule_date", schedule_date)
     return dg.MaterializeResult(metadata={
@@ -116,6 +121,10 @@ def ad_candidates(context: dg.AssetExecutionContext, config: ScheduleConfig, pla
         "encoder_version": encoder_version,
     })
 
+
+# Each user's views per category in the window before the schedule day (category retrieval).
+CATEGORY_VIEWS = ("select user_key, category_id, sum(events) as events from main.user_category_affinity "
+                  "where activity_date < ? and activity_date >= ? group by all")
 
 # Clicks whose conversion labels are final (cvr_training_set), pooled for the CPA prior.
 FINAL_CLICKS_AND_CONVERSIONS = "select count(*), coalesce(sum(label_conversion::int), 0) from main.cvr_training_set"
