@@ -34,20 +34,24 @@ def category_candidates(user_keys: np.ndarray, ads: pd.DataFrame, category_views
     views = (category_views[category_views["category_id"].isin(categories)]
              .pivot_table(index="user_key", columns="category_id", values="events", aggfunc="sum", fill_value=0)
              .reindex(index=user_keys, columns=categories, fill_value=0).to_numpy(float))
-    taken = set(zip(retrieved["user_key"], retrieved["ad_id"]))
-    rows = []
+    # Already retrieved pairs as (user row, ad column) positions, sorted by user row for the blocks.
+    user_row = pd.Series(np.arange(len(user_keys)), index=user_keys).reindex(retrieved["user_key"]).to_numpy()
+    ad_column = pd.Series(np.arange(len(ad_ids)), index=ad_ids).reindex(retrieved["ad_id"]).to_numpy()
+    known_pair = ~(np.isnan(user_row) | np.isnan(ad_column))
+    taken_rows, taken_columns = user_row[known_pair].astype(np.int64), ad_column[known_pair].astype(np.int64)
+    by_row = np.argsort(taken_rows, kind="stable")
+    taken_rows, taken_columns = taken_rows[by_row], taken_columns[by_row]
+    frames = []
     for start in range(0, len(user_keys), block_users):
-        block = views[start:start + block_users]
-        ad_views = np.where(known[None, :], block[:, np.clip(ad_category, 0, len(categories) - 1)], 0.0)
+        stop = min(start + block_users, len(user_keys))
+        ad_views = np.where(known[None, :], views[start:stop][:, np.clip(ad_category, 0, len(categories) - 1)], 0.0)
         score = np.where(ad_views > 0, ad_views + tie_break[None, :], -np.inf)
-        order = np.argsort(-score, axis=1, kind="stable")
-        for row, user in enumerate(user_keys[start:start + block_users]):
-            picked = 0
-            for position in order[row]:
-                if picked == per_user or not np.isfinite(score[row, position]):
-                    break
-                if (user, ad_ids[position]) not in taken:
-                    rows.append((user, int(ad_ids[position]), float(ad_views[row, position])))
-                    picked += 1
-    frame = pd.DataFrame(rows, columns=["user_key", "ad_id", "retrieval_score"])
-    return frame.assign(source=SOURCE).astype({"ad_id": "int64"}) if rows else pd.DataFrame(columns)
+        lo, hi = np.searchsorted(taken_rows, [start, stop])
+        score[taken_rows[lo:hi] - start, taken_columns[lo:hi]] = -np.inf
+        best = np.argsort(-score, axis=1, kind="stable")[:, :per_user]
+        rows = np.broadcast_to(np.arange(stop - start)[:, None], best.shape)
+        picked = np.isfinite(score[rows, best])
+        frames.append(pd.DataFrame({"user_key": user_keys[start:stop][rows[picked]], "ad_id": ad_ids[best[picked]],
+                                    "retrieval_score": ad_views[rows[picked], best[picked]]}))
+    found = pd.concat(frames, ignore_index=True)
+    return found.assign(source=SOURCE).astype({"ad_id": "int64"}) if len(found) else pd.DataFrame(columns)
