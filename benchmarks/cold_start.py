@@ -93,9 +93,9 @@ def schedule_values(settings: Settings) -> tuple[pd.DataFrame, dict[str, float]]
         candidates = scored.assign(pctr=ranker.predict(scored))
         schedule = allocate(candidates, campaigns, user_hours, schedule_date, ScheduleConfig().allocation(),
                             hourly_traffic=hourly_traffic).schedule
-        values = value_by_user(truth, user_ids, schedule, schedule_date, new_ads)
-        per_user.append(values.set_axis(["all", "new ads", "new-ad impressions"], axis=1).add_prefix(f"{name}: "))
         true_pctr, true_pcvr = true_probabilities_for(truth, schedule, user_ids, schedule_date)
+        values = value_by_user(schedule, true_pctr, true_pcvr, new_ads)
+        per_user.append(values.set_axis(["all", "new ads", "new-ad impressions"], axis=1).add_prefix(f"{name}: "))
         capped[name] = schedule_value(schedule, true_pctr, true_pcvr, daily_budget_by_campaign=budgets)["capped_spend"]
         print(f"  schedule {schedule_date} {name}: {len(schedule):,} impressions, "
               f"{int(values['flagged_impressions'].sum()):,} of new ads", flush=True)

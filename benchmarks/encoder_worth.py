@@ -6,9 +6,10 @@ simulator ground truth), for the schedule day:
 
 1. **Retrieval recall.** For every scheduled user, the oracle's 10 best eligible ads (true expected
    value at the user's most active hour, slot 1, as candidates are scored) and the share of them
-   each retrieval finds: the encoder's (the `interest` candidates the daily run retrieved) and a
-   non-learned one with as many ads per user, category popularity (the ads of the categories the user
-   viewed most in the 7 days before, most clicked ads first). Paired bootstrap over users.
+   each retrieval finds: the encoder's (the `interest` candidates the daily run retrieved) and the
+   product's non-learned one given as many ads per user, category popularity
+   (ml.allocation.category_candidates: the ads of the categories the user viewed most in the 7 days
+   before, most clicked ads first). Paired bootstrap over users.
 2. **Ranker features.** The schedule day's candidates re-scored by the CTR recipe fitted as the daily
    run fits it, with and without the encoder's two features (same days; the champion's pCVR for
    both), allocated with the same settings and valued under the truth; paired bootstrap over users.
@@ -35,15 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from ml.allocation.allocator import allocate  # noqa: E402
+from ml.allocation.category_candidates import category_candidates  # noqa: E402
 from ml.allocation.value import expected_value  # noqa: E402
 from ml.evaluation.paired_value import paired_bootstrap_total, value_by_user  # noqa: E402
-from ml.evaluation.policy import user_ids_by_key  # noqa: E402
+from ml.evaluation.policy import true_probabilities_for, user_ids_by_key  # noqa: E402
 from ml.rankers.splits import split_by_day  # noqa: E402
 from ml.rankers.training import fit_ranker  # noqa: E402
 from ml.settings import Settings  # noqa: E402
 from ml.simulator import GroundTruth  # noqa: E402
 from ml.warehouse import connect  # noqa: E402
-from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads  # noqa: E402
+from orchestration.assets.delivery import CATEGORY_VIEWS, ScheduleConfig, campaigns_of, eligible_ads  # noqa: E402
 from orchestration.assets.holdout import model_label_plan  # noqa: E402
 from orchestration.assets.rankers import load_training_sets  # noqa: E402
 
@@ -69,22 +71,6 @@ def oracle_best_ads(truth: GroundTruth, user_ids: pd.Series, users: np.ndarray, 
     return best
 
 
-def category_popularity(users: np.ndarray, ads: pd.DataFrame, viewed: pd.DataFrame, per_user: pd.Series) -> dict[str, set]:
-    """Per user, as many ads as the encoder retrieved for them: the ads of the categories they viewed
-    most in the window, the most clicked first; users with no views get the most clicked ads."""
-    categories = np.sort(ads["category_id"].unique())
-    counts = (viewed[viewed["category_id"].isin(categories)].pivot_table(index="user_key", columns="category_id",
-                                                                          values="events", aggfunc="sum", fill_value=0)
-              .reindex(index=users, columns=categories, fill_value=0).to_numpy(float))
-    ad_category = np.searchsorted(categories, ads["category_id"].to_numpy())
-    clicks = ads["ad_clicks_7d"].fillna(0).to_numpy(float)
-    tie_break = clicks / (clicks.max() + 1.0)  # below one view: only orders ads within a category level
-    score = counts[:, ad_category] + tie_break[None, :]
-    ad_ids = ads["ad_id"].to_numpy()
-    return {user: set(ad_ids[np.argsort(-score[row], kind="stable")[:int(per_user.get(user, 0))]].tolist())
-            for row, user in enumerate(users)}
-
-
 def measure(root: Path) -> dict:
     settings = Settings.from_env({**os.environ, "AD_DATA_ROOT": str(root)})
     with connect(settings.warehouse_path, read_only=True) as conn:
@@ -95,9 +81,7 @@ def measure(root: Path) -> dict:
                                  "and source = 'interest'", [day]).df()
         eligible = eligible_ads(conn, day)
         ads, campaigns = eligible.drop_duplicates("ad_id"), campaigns_of(eligible)
-        viewed = conn.execute("select user_key, category_id, events from main.user_category_affinity "
-                              "where activity_date < ? and activity_date >= ?",
-                              [day, day - dt.timedelta(days=WINDOW_DAYS)]).df()
+        viewed = conn.execute(CATEGORY_VIEWS, [day, day - dt.timedelta(days=WINDOW_DAYS)]).df()
         hours = conn.sql("select user_key, hour from main.user_hourly_activity where activity_rank = 1").df()
         user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
         hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
@@ -108,9 +92,11 @@ def measure(root: Path) -> dict:
     users = np.sort(retrieved["user_key"].unique())
     best = oracle_best_ads(truth, user_ids, users, ads, hours.drop_duplicates("user_key").set_index("user_key")["hour"], day)
     encoder_sets = retrieved.groupby("user_key")["ad_id"].agg(set)
-    popular_sets = category_popularity(users, ads, viewed, encoder_sets.map(len))
+    per_user = int(encoder_sets.map(len).max())  # the encoder's count (every user gets the same N)
+    popular = category_candidates(users, ads, viewed, per_user, retrieved.iloc[:0])
+    popular_sets = popular.groupby("user_key")["ad_id"].agg(set)
     recall = pd.DataFrame({"encoder": [len(best[u] & encoder_sets.get(u, set())) / ORACLE_TOP for u in users],
-                           "category popularity": [len(best[u] & popular_sets[u]) / ORACLE_TOP for u in users]},
+                           "category popularity": [len(best[u] & popular_sets.get(u, set())) / ORACLE_TOP for u in users]},
                           index=[f"{root}:{u}" for u in users])
     print(f"  {root}: {len(users):,} users, {len(ads):,} eligible ads, {len(retrieved) / len(users):.0f} retrieved "
           f"per user", flush=True)
@@ -121,7 +107,8 @@ def measure(root: Path) -> dict:
         ranker = fit_ranker(split.train, split.valid, "ctr", use_encoder_features=use_encoder)
         schedule = allocate(scored.assign(pctr=ranker.predict(scored)), campaigns, user_hours, day,
                             ScheduleConfig().allocation(), hourly_traffic=hourly_traffic).schedule
-        values.append(value_by_user(truth, user_ids, schedule, day)["value"].rename(name))
+        true_pctr, true_pcvr = true_probabilities_for(truth, schedule, user_ids, day)
+        values.append(value_by_user(schedule, true_pctr, true_pcvr)["value"].rename(name))
     value = pd.concat(values, axis=1).fillna(0.0)
     value.index = [f"{root}:{u}" for u in value.index]
     encoder_meta = json.loads(sorted((settings.data_root / "models" / "interest_encoder").glob("*/encoder.json"))[-1]

@@ -5,7 +5,6 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ml.rankers import fit_ranker, split_by_day
@@ -38,9 +37,8 @@ def test_title_vocabulary_is_tfidf_frozen_as_json():
     assert TitleVocabulary.fit(pd.Series(["a", None])) is None  # nothing shared: no content features
 
 
-@pytest.mark.parametrize("seed", [3])
-def test_a_registered_ranker_reads_the_title_and_says_which_words_counted(seed, tmp_path):
-    train, valid, test = _days(seed)
+def test_a_registered_ranker_reads_the_title_and_says_which_words_counted(tmp_path):
+    train, valid, test = _days(3)
     fitted = fit_ranker(train, valid, "ctr")
     spec = fitted.feature_spec
     assert spec.title_vocabulary is not None and "title" in spec.input_columns

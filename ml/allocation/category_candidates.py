@@ -1,7 +1,7 @@
 """Non-learned retrieval beside the encoder's: the ads of the categories a user browsed most.
 
 benchmarks/encoder_worth.py measured the encoder's 50 candidates per user finding 46% of the
-oracle's 10 best ads, and this heuristic, given as many ads, 67%. The two are added together:
+oracle's 10 best ads, and this heuristic, given up to as many ads, 60%. The two are added together:
 the encoder's candidates as before, then up to `per_user` more from the categories the user
 viewed most in the window before the schedule day (most clicked ads first within a category), so
 the rankers and the allocator choose from both.

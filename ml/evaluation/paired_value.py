@@ -1,30 +1,26 @@
 """Two schedules of the same day compared under the simulator's truth, user by user.
 
 Each schedule row is valued with the true click and conversion probabilities of its (user, ad,
-hour, slot) (ml.evaluation.policy.true_probabilities_for), summed per user; the difference of two
+hour, slot), summed per user; the difference of two
 schedules' totals gets a paired bootstrap interval that resamples users, so users served alike by
 both cancel out. For benchmarks that swap one part of the product (benchmarks/cold_start.py,
 benchmarks/encoder_worth.py).
 """
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 
 from ml.allocation.value import expected_value
-from ml.evaluation.policy import true_probabilities_for
-from ml.simulator import GroundTruth
 
 BOOTSTRAP_DRAWS = 2000
 
 
-def value_by_user(truth: GroundTruth, user_ids: pd.Series, schedule: pd.DataFrame, schedule_date: dt.date,
+def value_by_user(schedule: pd.DataFrame, true_pctr: np.ndarray, true_pcvr: np.ndarray,
                   flagged_ads: set | None = None) -> pd.DataFrame:
     """Per user_key: `value` (true expected value of the user's planned impressions, not capped by
-    budgets), and of the impressions of `flagged_ads` (`flagged_value`, `flagged_impressions`)."""
-    true_pctr, true_pcvr = true_probabilities_for(truth, schedule, user_ids, schedule_date)
+    budgets; probabilities per schedule row from ml.evaluation.policy.true_probabilities_for), and
+    of the impressions of `flagged_ads` (`flagged_value`, `flagged_impressions`)."""
     value = expected_value(schedule["bid"], schedule["bid_type"], true_pctr, true_pcvr)
     flagged = schedule["ad_id"].isin(flagged_ads or set()).to_numpy()
     rows = pd.DataFrame({"user_key": schedule["user_key"].to_numpy(), "value": value,

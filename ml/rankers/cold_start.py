@@ -12,8 +12,9 @@ import pandas as pd
 
 from ml.evaluation.metrics import auc, paired_auc_difference
 from ml.rankers.features import labels_for
+from ml.rankers.why import NEW_AD_DAYS
 
-YOUNG_AD_DAYS = 2  # "new": landed less than this many days before the impression's day
+YOUNG_AD_DAYS = NEW_AD_DAYS  # "new" as the explanations say it: landed less than 2 days before the day
 Z95 = 1.96
 
 

@@ -135,8 +135,8 @@ def _with_titles_and_new_ads(frame: pd.DataFrame, ad: np.ndarray, ad_quality: np
     pick = rng.integers(0, 3, (n_ads, 2))
     words = np.where(good, np.array(GOOD_WORDS, dtype=object)[pick], np.array(POOR_WORDS, dtype=object)[pick])
     plain = np.array(PLAIN_WORDS, dtype=object)[rng.integers(0, len(PLAIN_WORDS), n_ads)]
-    titles = np.array([f"brand{frame_brand} {first} {second} {extra}" for frame_brand, (first, second), extra
-                       in zip(range(n_ads), words, plain)], dtype=object)
+    titles = np.array([f"brand{index} {first} {second} {extra}"
+                       for index, ((first, second), extra) in enumerate(zip(words, plain))], dtype=object)
     # New ads launch on a day of the period (rows before it dropped) and have no history for two days.
     new = rng.random(n_ads) < 1 / 3
     first_day = frame["impression_date"].min()
