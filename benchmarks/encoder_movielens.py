@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +69,17 @@ RECBOLE_RUNNER = textwrap.dedent("""
         epoch_seconds.append(time.perf_counter() - started)
         return result
     trainer._train_epoch = timed_train_epoch
+    valid_scores, valid_epoch = [], trainer._valid_epoch
+    def recorded_valid_epoch(*args, **kwargs):
+        score, result = valid_epoch(*args, **kwargs)
+        valid_scores.append(float(score))
+        return score, result
+    trainer._valid_epoch = recorded_valid_epoch
     best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     print("RESULT " + json.dumps({
         "model": model_name, "train_sequences": len(train_data._dataset), "epoch_seconds": epoch_seconds,
-        "best_valid_ndcg@10": best_valid_score,
+        "valid_ndcg@10_per_epoch": valid_scores, "best_valid_ndcg@10": best_valid_score,
         "test_hit@10": float(test["hit@10"]), "test_ndcg@10": float(test["ndcg@10"])}))
 """)
 
@@ -151,10 +158,27 @@ def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RE
         raise RuntimeError(f"RecBole {model_name} failed:\n{completed.stderr[-3000:]}")
     raw = json.loads(result_lines[-1][len("RESULT "):])
     seconds = float(np.mean(raw["epoch_seconds"]))
-    return {"model": f"RecBole {model_name}", "epochs": len(raw["epoch_seconds"]), "best_epoch": None,
+    valid_history = raw.get("valid_ndcg@10_per_epoch") or [None]
+    best_epoch = int(np.argmax(valid_history)) + 1 if valid_history[0] is not None else None
+    return {"model": f"RecBole {model_name}", "epochs": len(raw["epoch_seconds"]), "best_epoch": best_epoch,
             "val_ndcg@10": float(raw["best_valid_ndcg@10"]),
             "test_hit@10": raw["test_hit@10"], "test_ndcg@10": raw["test_ndcg@10"],
             "train_seconds_per_epoch": seconds, "train_sequences_per_second": raw["train_sequences"] / seconds}
+
+
+def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, cache_dir: Path,
+                           max_epochs: int = 300) -> dict:
+    """RecBole run to early stopping (the protocol's patience 10), cached under `cache_dir` per model and
+    seed: one SASRec run to convergence takes about an hour here. A row read back is marked as cached."""
+    cache = cache_dir / f"{model_name.lower()}_convergence_seed{seed}.json"
+    if cache.exists():
+        row = json.loads(cache.read_text())
+        return {**row, "model": f"{row['model']} (cached run of {row['measured_at']})"}
+    row = run_recbole(model_name, max_epochs, bench_python, seed=seed)
+    row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row, indent=2))
+    return row
 
 
 def mean_of_seeds(runs: list[dict], label: str) -> dict:
@@ -196,7 +220,15 @@ def main() -> None:
                         help="cap for ours in the same-wall-clock setting (SASRec's training time)")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
     parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
+    parser.add_argument("--fill-sasrec-cache", type=int, default=0, metavar="SEEDS",
+                        help="only run SASRec to convergence for this many seeds (2020, 2021, ...) into the cache")
     args = parser.parse_args()
+    cache_dir = args.output.parent / "recbole_convergence"
+    if args.fill_sasrec_cache:
+        for i in range(args.fill_sasrec_cache):
+            print(json.dumps(recbole_at_convergence("SASRec", args.bench_venv / "bin" / "python", 2020 + i, cache_dir)),
+                  flush=True)
+        return
 
     split = leave_one_out_split(load_ml100k_interactions(), stride=args.stride)
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
