@@ -9,7 +9,7 @@ from pathlib import Path
 from ml.privacy.pseudonyms import KEY_VARIABLE, pseudonym_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_TABLES = ("users", "campaigns", "ads", "behavior_events", "ad_events")
+CONTRACT_TABLES = ("users", "campaigns", "ads", "creatives", "behavior_events", "ad_events")
 
 
 @dataclass(frozen=True)

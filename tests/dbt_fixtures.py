@@ -28,6 +28,7 @@ RAW_TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("ad_id", "BIGINT"), ("campaign_id", "BIGINT"), ("category_id", "BIGINT"),
         ("brand_id", "BIGINT"), ("price", "DOUBLE"), ("title", "VARCHAR"),
     ],
+    "creatives": [("creative_id", "BIGINT"), ("ad_id", "BIGINT"), ("title", "VARCHAR")],
     "behavior_events": [
         ("event_id", "BIGINT"), ("user_id", "BIGINT"), ("ts", "TIMESTAMP"), ("event_type", "VARCHAR"),
         ("category_id", "BIGINT"), ("brand_id", "BIGINT"), ("item_id", "BIGINT"),
@@ -69,6 +70,13 @@ ADS = [
     (200, 20, 6, 60, 99.0, "headphones", d("2026-10-25")),
     (300, 10, 5, 51, 29.0, "running socks", d("2026-11-02")),  # lands later: no snapshot before 11-02
 ]
+# Two title variants of ad 100; its impressions 3 and 5 showed 700, impression 4 showed 701 and
+# impression 7 the ad's own title (creative_id NULL).
+CREATIVES = [
+    (700, 100, "cheap sneakers | shop now", d("2026-10-25")),
+    (701, 100, "cheap sneakers | save today", d("2026-10-25")),
+]
+CREATIVE_OF_IMPRESSION = {3: 700, 4: 701, 5: 700}
 BEHAVIOR_EVENTS = [
     # user 1 on 11-02: 10:00, 10:20, 10:50 (gap of exactly 30 min: same session), 11:25 (new session)
     (1001, 1, ts("2026-11-02 10:00"), "view", 5, 50, 5001),
@@ -111,7 +119,10 @@ AD_EVENTS = [
 
 
 # Optional contract columns the story rows leave NULL (ingest adds them to raw as well).
-OPTIONAL_RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {"campaigns": [("restricted", "BOOLEAN")]}
+OPTIONAL_RAW_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "campaigns": [("restricted", "BOOLEAN")],
+    "ad_events": [("creative_id", "BIGINT"), ("creative_propensity", "DOUBLE")],
+}
 
 
 def _create_tables(conn: duckdb.DuckDBPyConnection) -> None:
@@ -165,5 +176,10 @@ def create_raw_warehouse(path: Path | str) -> Path:
     insert_rows(path, "campaigns", CAMPAIGNS)
     insert_rows(path, "ads", ADS)
     insert_rows(path, "behavior_events", BEHAVIOR_EVENTS)
+    insert_rows(path, "creatives", CREATIVES)
     insert_rows(path, "ad_events", AD_EVENTS)
+    with duckdb.connect(str(path)) as conn:
+        for impression_id, creative_id in CREATIVE_OF_IMPRESSION.items():
+            conn.execute("update raw.ad_events set creative_id = ?, creative_propensity = 0.5 "
+                         "where impression_id = ?", [creative_id, impression_id])
     return path

@@ -98,6 +98,15 @@ def test_attribution_clicks_and_last_click_conversions(built_warehouse):
     assert sorted(i for i, row in impressions.items() if row["conversion_label_final"]) == [1, 2]
 
 
+def test_creative_stats_count_final_impressions_per_ad_segment_and_creative(built_warehouse):
+    rows = query(built_warehouse, "select ad_id, segment, creative_id, impressions, clicks from creative_stats "
+                                  "order by segment, creative_id nulls last")
+    # Only ad 100 has creatives; its own-title impression (user 2) stays, for the ad's pooled CTR.
+    # Impression 5's click came after the window (not a click); the segment is the user's age band.
+    assert rows == [(100, "18-24", 700, 1, 0), (100, "25-34", 700, 1, 1), (100, "25-34", 701, 1, 1),
+                    (100, "35-44", None, 1, 0)]
+
+
 def test_sessions_split_on_gaps_over_30_minutes(built_warehouse):
     sessions = query(
         built_warehouse,

@@ -47,9 +47,10 @@ def test_valid_day_loads_every_row_with_contract_types(tmp_path):
 
     reports = ingest_day(conn, landing, DAY)
 
-    assert [r.table for r in reports] == ["campaigns", "ads", "users", "behavior_events", "ad_events"]
+    # No creatives folder landed: the optional table loads zero files and nothing is quarantined.
+    assert [r.table for r in reports] == ["campaigns", "ads", "creatives", "users", "behavior_events", "ad_events"]
     assert {r.table: r.rows_accepted for r in reports} == {
-        "campaigns": 2, "ads": 3, "users": 3, "behavior_events": 4, "ad_events": 3,
+        "campaigns": 2, "ads": 3, "creatives": 0, "users": 3, "behavior_events": 4, "ad_events": 3,
     }
     assert all(r.rows_quarantined == 0 and not r.failed_files for r in reports)
     assert conn.execute("select count(*) from raw.quarantine").fetchone() == (0,)

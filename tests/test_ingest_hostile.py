@@ -18,6 +18,7 @@ from ingest_fixtures.landing import (
     behavior_events_frame,
     campaigns_frame,
     connect,
+    creatives_frame,
     quarantine_rules,
     users_frame,
     write_bytes,
@@ -357,6 +358,57 @@ def test_ad_event_referencing_no_ad(tmp_path):
     ingest(conn, landing)
 
     assert quarantine_rules(conn, "ad_events") == [(2, "unknown_ad")]
+
+
+# --- the optional creatives table and the creative columns of ad_events --------------------------
+
+def test_creatives_break_their_rules_by_name(tmp_path):
+    landing = tmp_path / "landing"
+    with_parents(landing)
+    creatives = creatives_frame([70, 71, 72, 70, 73], ad_ids=[10, 404, 11, 10, 12])
+    creatives.loc[2, "title"] = None  # a creative is its title: required
+    write_csv(landing, "creatives", creatives)
+    conn = connect(tmp_path)
+
+    reports = ingest(conn, landing)
+
+    assert quarantine_rules(conn, "creatives") == [(2, "unknown_ad"), (3, "null_value:title"), (4, "duplicate_key")]
+    assert reports["creatives"].rows_accepted == 2
+
+
+def test_ad_events_creative_columns_are_optional_and_checked(tmp_path):
+    landing = tmp_path / "landing"
+    with_parents(landing)
+    write_parquet(landing, "creatives", creatives_frame([70, 71]))
+    events = ad_events_frame(ids=[1, 2, 3, 4, 5, 6]).assign(creative_id=70, creative_propensity=0.5)
+    events.loc[0, "creative_id"] = 999  # no such creative
+    events.loc[1, "creative_propensity"] = 0.0
+    events.loc[2, "creative_propensity"] = 1.2
+    events.loc[3, ["creative_id", "creative_propensity"]] = None  # the ad's own title: allowed
+    write_csv(landing, "ad_events", events)
+    write_parquet(landing, "ad_events", ad_events_frame(ids=[7, 8]), name="part-1.parquet")  # no creative columns
+    conn = connect(tmp_path)
+
+    reports = ingest(conn, landing)
+
+    assert quarantine_rules(conn, "ad_events") == [
+        (1, "unknown_creative"), (2, "out_of_range:creative_propensity"), (3, "out_of_range:creative_propensity"),
+    ]
+    assert reports["ad_events"].rows_accepted == 5
+    loaded = conn.sql("select event_id, creative_id from raw.ad_events order by event_id").fetchall()
+    assert loaded == [(4, None), (5, 70), (6, 70), (7, None), (8, None)]
+
+
+def test_a_log_without_creatives_loads_and_checks_nothing_for_them(tmp_path):
+    landing = tmp_path / "landing"
+    with_parents(landing)
+    write_parquet(landing, "ad_events", ad_events_frame(ids=[1, 2]))
+    conn = connect(tmp_path)
+
+    reports = ingest(conn, landing)
+
+    assert reports["creatives"].rows_in == 0 and not reports["creatives"].failed_files
+    assert reports["ad_events"].rows_accepted == 2
 
 
 # --- broken CSV lines --------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_daily_run_evaluates_every_monitoring_check_as_a_warning(pipeline):
     assert daily.success
     monitoring = [e for e in daily.get_asset_check_evaluations()
                   if e.check_name in {"landing_fresh", "feature_drift", "prediction_drift", "champion_calibration"}]
-    assert len(monitoring) == 5 + 3  # landing_fresh on each raw table
+    assert len(monitoring) == 6 + 3  # landing_fresh on each raw table
     assert {e.severity.value for e in monitoring} == {"WARN"}
     assert all(e.passed for e in monitoring if e.check_name in ("landing_fresh", "prediction_drift"))
 

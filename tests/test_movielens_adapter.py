@@ -26,7 +26,7 @@ CONTRACT_TYPES = {
                         "category_id BIGINT", "brand_id BIGINT", "item_id BIGINT"],
     "ad_events": ["event_id BIGINT", "impression_id BIGINT", "user_id BIGINT", "ad_id BIGINT",
                   "ts TIMESTAMP", "event_type VARCHAR", "slot INTEGER", "cost DOUBLE",
-                  "propensity DOUBLE"],
+                  "propensity DOUBLE", "creative_id BIGINT", "creative_propensity DOUBLE"],
 }
 DAY0 = 881_107_200  # 1997-12-03 00:00:00 UTC
 

@@ -25,10 +25,12 @@ CONTRACT_TYPES = {
                   "restricted": "BOOLEAN"},
     "ads": {"ad_id": "BIGINT", "campaign_id": "BIGINT", "category_id": "BIGINT", "brand_id": "BIGINT",
             "price": "DOUBLE", "title": "VARCHAR"},
+    "creatives": {"creative_id": "BIGINT", "ad_id": "BIGINT", "title": "VARCHAR"},
     "behavior_events": {"event_id": "BIGINT", "user_id": "BIGINT", "ts": "TIMESTAMP", "event_type": "VARCHAR",
                         "category_id": "BIGINT", "brand_id": "BIGINT", "item_id": "BIGINT"},
     "ad_events": {"event_id": "BIGINT", "impression_id": "BIGINT", "user_id": "BIGINT", "ad_id": "BIGINT",
-                  "ts": "TIMESTAMP", "event_type": "VARCHAR", "slot": "INTEGER", "cost": "DOUBLE", "propensity": "DOUBLE"},
+                  "ts": "TIMESTAMP", "event_type": "VARCHAR", "slot": "INTEGER", "cost": "DOUBLE", "propensity": "DOUBLE",
+                  "creative_id": "BIGINT", "creative_propensity": "DOUBLE"},
 }
 
 

@@ -127,6 +127,19 @@ ADS = TableContract(
     references=(Reference("campaign_id", "campaigns", "campaign_id", "unknown_campaign"),),
 )
 
+# Optional: title variants of an ad for dynamic creative selection. A log without them (no landing
+# folder at all) is complete; an ad without creatives is shown with its own title.
+CREATIVES = TableContract(
+    name="creatives",
+    key_column="creative_id",
+    columns=(
+        _key("creative_id"),
+        Column("ad_id", "BIGINT", not_null=True),
+        Column("title", "VARCHAR", not_null=True),
+    ),
+    references=(Reference("ad_id", "ads", "ad_id", "unknown_ad"),),
+)
+
 BEHAVIOR_EVENTS = TableContract(
     name="behavior_events",
     key_column="event_id",
@@ -158,20 +171,28 @@ AD_EVENTS = TableContract(
         Column("cost", "DOUBLE", not_null=True),
         # Only logs from a randomized logging policy carry propensities.
         Column("propensity", "DOUBLE", required=False),
+        # The creative shown (empty: the ad's own title) and the chance the creative selector picked it.
+        Column("creative_id", "BIGINT", required=False),
+        Column("creative_propensity", "DOUBLE", required=False),
     ),
     range_rules=(
         RangeRule("slot", '"slot" >= 1', "slot >= 1"),
         RangeRule("cost", '"cost" >= 0', "cost >= 0"),
         RangeRule("propensity", '"propensity" > 0 AND "propensity" <= 1', "propensity in (0, 1] or empty"),
+        RangeRule("creative_propensity", '"creative_propensity" > 0 AND "creative_propensity" <= 1',
+                  "creative_propensity in (0, 1] or empty"),
     ),
-    references=(Reference("ad_id", "ads", "ad_id", "unknown_ad"),),
+    references=(Reference("ad_id", "ads", "ad_id", "unknown_ad"),
+                Reference("creative_id", "creatives", "creative_id", "unknown_creative")),
 )
 
 # Parents before children, so same-day references resolve against rows loaded moments earlier.
-CONTRACT_TABLES: tuple[str, ...] = ("campaigns", "ads", "users", "behavior_events", "ad_events")
+CONTRACT_TABLES: tuple[str, ...] = ("campaigns", "ads", "creatives", "users", "behavior_events", "ad_events")
 CONTRACTS: dict[str, TableContract] = {
-    contract.name: contract for contract in (CAMPAIGNS, ADS, USERS, BEHAVIOR_EVENTS, AD_EVENTS)
+    contract.name: contract for contract in (CAMPAIGNS, ADS, CREATIVES, USERS, BEHAVIOR_EVENTS, AD_EVENTS)
 }
+# Tables a log may leave out entirely: no landing folder, no rows, nothing stale.
+OPTIONAL_TABLES: tuple[str, ...] = ("creatives",)
 
 assert set(CONTRACT_TABLES) == set(SETTINGS_CONTRACT_TABLES) == set(CONTRACTS), "contract tables drifted from ml.settings"
 

@@ -306,5 +306,6 @@ def cross_row_failure_sql(
                 select distinct {quote_identifier(reference.parent_key)} as parent_key
                 from raw.{reference.parent_table} where _partition_date <= {day_literal}
             ) parents on s.{column} = parents.parent_key
+            where s.{column} is not null  -- an optional reference left empty refers to nothing
         """)
     return statements

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from ml.simulator.behavior import generate_behavior
 from ml.simulator.continuation import Continuation
 from ml.simulator.delivery import DayDelivery, choose_ads, draw_opportunities, serve
-from ml.simulator.events import AdEventBatch, ad_event_batch, behavior_rows, datetime_us
+from ml.simulator.events import AdEventBatch, ad_event_batch, behavior_rows, creative_ids, datetime_us
 from ml.simulator.sessions import MICROS_PER_DAY, generate_sessions
 from ml.simulator.world import World
 from ml.simulator.writer import contract_table
@@ -178,6 +178,7 @@ def _truth(world: World, delivery: DayDelivery, batch: AdEventBatch) -> pd.DataF
         "impression_id": batch.impression_id[:n], "user_id": world.ids("user", delivery.user_idx),
         "ad_id": world.ids("ad", delivery.ad_idx), "ts": datetime_us(delivery.ts_us),
         "slot": delivery.slot.astype(np.int32), "true_pctr": delivery.true_pctr, "true_pcvr": delivery.true_pcvr,
+        "creative_id": pd.array(creative_ids(world, delivery.creative_idx).to_pandas(), dtype="Int64"),
     })
 
 

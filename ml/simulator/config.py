@@ -34,6 +34,10 @@ class SimulationConfig:
     # Share of ads launched after their campaign started (on a uniform later day of its flight):
     # ads with no history keep arriving, the cold start content features are for.
     late_ad_share: float = 0.3
+    # Share of ads with 2-3 creatives (title variants) and the spread of their true appeal (click-logit
+    # offsets centred per ad): what dynamic creative selection has to find.
+    creative_ad_share: float = 0.4
+    creative_appeal_sd: float = 0.3
     file_format: str = "parquet"
 
     def __post_init__(self) -> None:
@@ -55,8 +59,11 @@ class SimulationConfig:
             raise ValueError(f"n_brands ({self.n_brands}) must be >= n_categories ({self.n_categories}): each category needs a brand")
         if self.n_brands > self.n_items:
             raise ValueError(f"n_items ({self.n_items}) must be >= n_brands ({self.n_brands}): each brand needs an item")
-        if not 0.0 <= self.late_ad_share <= 1.0:
-            raise ValueError(f"SimulationConfig.late_ad_share must be in [0, 1], got {self.late_ad_share!r}")
+        for name in ("late_ad_share", "creative_ad_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SimulationConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if not self.creative_appeal_sd >= 0.0:
+            raise ValueError(f"SimulationConfig.creative_appeal_sd must be >= 0, got {self.creative_appeal_sd!r}")
         for name in ("initial_user_share", "daily_active_prob", "exploration_share"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:

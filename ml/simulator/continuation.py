@@ -41,7 +41,7 @@ class Continuation:
             for batch in batches:
                 columns = {name: getattr(batch, name) for name in AdEventBatch.__dataclass_fields__}
                 frames.append(pd.DataFrame(columns).assign(landing_day=day))
-        empty = pd.DataFrame({name: pd.Series(dtype="float64" if name in ("cost", "propensity") else "int64")
+        empty = pd.DataFrame({name: pd.Series(dtype="float64" if name in _FLOATS else "int64")
                               for name in [*AdEventBatch.__dataclass_fields__, "landing_day"]})
         pd.concat([empty, *frames], ignore_index=True).to_parquet(directory / PENDING_FILE, index=False)
         (directory / STATE_FILE).write_text(json.dumps({"next_day_index": self.next_day_index,
@@ -62,4 +62,5 @@ class Continuation:
         return cls(int(state["next_day_index"]), int(state["next_event_id"]), pending)
 
 
-_DTYPES = {"event_type": np.int8, "slot": np.int32, "cost": np.float64, "propensity": np.float64}
+_FLOATS = ("cost", "propensity", "creative_propensity")
+_DTYPES = {"event_type": np.int8, "slot": np.int32, "creative_idx": np.int64, **{name: np.float64 for name in _FLOATS}}

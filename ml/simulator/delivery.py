@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ml.simulator.creatives import CREATIVE_CHOICE_STREAM, ChooseCreatives, uniform_creatives
 from ml.simulator.sessions import MICROS_PER_HOUR, MICROS_PER_SECOND, DaySessions, repeat_rows
 from ml.simulator.world import World
 
@@ -33,7 +34,9 @@ class DayDelivery:
     ts_us: np.ndarray
     slot: np.ndarray
     propensity: np.ndarray
-    true_pctr: np.ndarray  # the probability the click was drawn with (session intent known)
+    creative_idx: np.ndarray  # creative shown (-1: the ad has none)
+    creative_propensity: np.ndarray  # its selection probability (NaN without a creative)
+    true_pctr: np.ndarray  # the probability the click was drawn with (session intent known, creative shown)
     true_pcvr: np.ndarray
     click_impression: np.ndarray  # row into the impression arrays
     click_ts_us: np.ndarray
@@ -126,9 +129,11 @@ def generate_delivery(world: World, sessions: DaySessions, rng: np.random.Genera
 
 
 def serve(world: World, sessions: DaySessions, opportunities: Opportunities, choose: ChooseAds,
-          budget: np.ndarray, rng: np.random.Generator) -> DayDelivery:
-    """Fill the opportunities with `choose`, draw clicks and conversions from the truth, pace `budget`
-    (per campaign; 0 for campaigns out of flight) in 15-minute blocks."""
+          budget: np.ndarray, rng: np.random.Generator,
+          choose_creatives: ChooseCreatives = uniform_creatives) -> DayDelivery:
+    """Fill the opportunities with `choose` (the creative of each ad shown with `choose_creatives`), draw
+    clicks and conversions from the truth, pace `budget` (per campaign; 0 for campaigns out of flight)
+    in 15-minute blocks."""
     config = world.config
     rows, session, ts, slot = opportunities.rows, opportunities.session, opportunities.ts_us, opportunities.slot
     hour = (ts - sessions.day_start_us) // MICROS_PER_HOUR
@@ -136,6 +141,10 @@ def serve(world: World, sessions: DaySessions, opportunities: Opportunities, cho
     remaining_budget = np.asarray(budget, dtype=np.float64).copy()
     ad_idx = np.full(len(rows), -1, dtype=np.int64)
     propensity = np.zeros(len(rows))
+    creative = np.full(len(rows), -1, dtype=np.int64)
+    creative_propensity = np.full(len(rows), np.nan)
+    # Its own stream, so the day's other draws are the same with or without creatives.
+    creative_rng = np.random.default_rng([world.config.seed, CREATIVE_CHOICE_STREAM, sessions.day_index])
     click_bid = np.where(world.campaign_is_cpa, 0.0, world.campaign_bid)
     conversion_bid = np.where(world.campaign_is_cpa, world.campaign_bid, 0.0)
     clicked = np.zeros(len(rows), dtype=bool)
@@ -156,8 +165,9 @@ def serve(world: World, sessions: DaySessions, opportunities: Opportunities, cho
             ad_idx[part], propensity[part] = choose(world, sessions.interest[rows[part]], users[part], eligible, rng)
             filled = np.flatnonzero(ad_idx[part] >= 0) + lo
             chosen = ad_idx[filled]
+            creative[filled], creative_propensity[filled] = choose_creatives(world, users[filled], chosen, creative_rng)
             interest_share = sessions.interest[rows[filled], world.ad_category[chosen]]
-            logit = world.click_logit(interest_share, users[filled], chosen, hour[filled])
+            logit = world.click_logit(interest_share, users[filled], chosen, hour[filled]) + world.appeal_of(creative[filled])
             intent_matches = sessions.session_intent[session[filled]] == world.ad_category[chosen]
             pctr[filled] = world.pctr_given_intent(logit, intent_matches, slot[filled])
             pcvr[filled] = world.pcvr(interest_share, users[filled], chosen)
@@ -178,6 +188,7 @@ def serve(world: World, sessions: DaySessions, opportunities: Opportunities, cho
     keep = np.flatnonzero(served)
     ad_idx, users, ts, slot = ad_idx[keep], users[keep], ts[keep], slot[keep]
     propensity, pctr, pcvr = propensity[keep], pctr[keep], pcvr[keep]
+    creative, creative_propensity = creative[keep], creative_propensity[keep]
     clicked, converted = clicked[keep], converted[keep]
 
     click_rows = np.flatnonzero(clicked)
@@ -188,7 +199,8 @@ def serve(world: World, sessions: DaySessions, opportunities: Opportunities, cho
     conversion_ts = conversion_ts // 1000 * 1000
     campaign = world.ad_campaign[ad_idx]
     return DayDelivery(
-        user_idx=users, ad_idx=ad_idx, ts_us=ts, slot=slot, propensity=propensity, true_pctr=pctr, true_pcvr=pcvr,
+        user_idx=users, ad_idx=ad_idx, ts_us=ts, slot=slot, propensity=propensity, creative_idx=creative,
+        creative_propensity=creative_propensity, true_pctr=pctr, true_pcvr=pcvr,
         click_impression=click_rows, click_ts_us=click_ts, click_cost=click_bid[campaign[click_rows]],
         conversion_impression=conversion_rows, conversion_ts_us=conversion_ts,
         conversion_cost=conversion_bid[campaign[conversion_rows]],

@@ -44,6 +44,8 @@ class AdEventBatch:
     slot: np.ndarray
     cost: np.ndarray
     propensity: np.ndarray  # NaN for clicks and conversions: the policy chose the impression only
+    creative_idx: np.ndarray  # the impression's creative (-1: none), on its clicks and conversions too
+    creative_propensity: np.ndarray  # NaN for clicks and conversions, as propensity
 
     def take(self, rows: np.ndarray) -> "AdEventBatch":
         return AdEventBatch(**{name: getattr(self, name)[rows] for name in self.__dataclass_fields__})
@@ -65,6 +67,8 @@ class AdEventBatch:
             "slot": batch.slot,
             "cost": batch.cost,
             "propensity": pa.array(batch.propensity, type=pa.float64(), from_pandas=True),  # NaN -> null
+            "creative_id": creative_ids(world, batch.creative_idx),
+            "creative_propensity": pa.array(batch.creative_propensity, type=pa.float64(), from_pandas=True),
         }
 
 
@@ -83,4 +87,12 @@ def ad_event_batch(delivery: DayDelivery, first_event_id: int) -> AdEventBatch:
         slot=delivery.slot[source].astype(np.int32),
         cost=np.concatenate([np.zeros(n_imp), delivery.click_cost, delivery.conversion_cost]),
         propensity=np.concatenate([delivery.propensity, np.full(n_click + n_conv, np.nan)]),
+        creative_idx=delivery.creative_idx[source],
+        creative_propensity=np.concatenate([delivery.creative_propensity, np.full(n_click + n_conv, np.nan)]),
     )
+
+
+def creative_ids(world: World, creative_idx: np.ndarray) -> pa.Array:
+    """Creative ids, null where the ad had none (-1)."""
+    creative_idx = np.asarray(creative_idx, dtype=np.int64)
+    return pa.array(world.ids("creative", np.maximum(creative_idx, 0)), type=pa.int64(), mask=creative_idx < 0)

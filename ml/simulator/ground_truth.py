@@ -16,6 +16,7 @@ EXTRA_IMPRESSIONS_GLOB = "impressions-*.parquet"  # days served after the simula
 IMPRESSIONS_SCHEMA = pa.schema([
     ("impression_id", pa.int64()), ("user_id", pa.int64()), ("ad_id", pa.int64()), ("ts", pa.timestamp("us")),
     ("slot", pa.int32()), ("true_pctr", pa.float64()), ("true_pcvr", pa.float64()),
+    ("creative_id", pa.int64()),  # null when the ad has no creatives
 ])
 ORACLE_CHUNK_ROWS = 100_000  # bounds the (rows x categories) interest matrix
 
@@ -29,7 +30,8 @@ class ImpressionLog:
         self._writer = pq.ParquetWriter(self.path, IMPRESSIONS_SCHEMA, compression="zstd")
 
     def append(self, columns: dict[str, np.ndarray]) -> None:
-        arrays = [pa.array(columns[field.name], type=field.type) for field in IMPRESSIONS_SCHEMA]
+        arrays = [columns[field.name] if isinstance(columns[field.name], pa.Array)
+                  else pa.array(columns[field.name], type=field.type) for field in IMPRESSIONS_SCHEMA]
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=IMPRESSIONS_SCHEMA))
 
     def close(self) -> None:

@@ -20,7 +20,9 @@ from ml.simulator.behavior import generate_behavior
 from ml.simulator.config import SimulationConfig
 from ml.simulator.continuation import Continuation
 from ml.simulator.delivery import generate_delivery
-from ml.simulator.events import AD_EVENT_TYPES, CONVERSION, AdEventBatch, ad_event_batch, behavior_rows, datetime_us
+from ml.simulator.creatives import CREATIVE_PHRASES
+from ml.simulator.events import (AD_EVENT_TYPES, CONVERSION, AdEventBatch, ad_event_batch, behavior_rows, creative_ids,
+                                 datetime_us)
 from ml.simulator.ground_truth import ImpressionLog
 from ml.simulator.sessions import MICROS_PER_DAY, generate_sessions
 from ml.simulator.writer import clear_landing, labels, write_partition
@@ -134,9 +136,12 @@ def is_restricted(campaigns: np.ndarray) -> np.ndarray:
     return np.asarray(campaigns) % 8 == 1
 
 
+def _ad_title(world: World, ad: int) -> str:
+    return f"{_brand_name(int(world.ad_brand[ad]))} {_category_name(int(world.ad_category[ad]))}: {_title_words(world, ad)}"
+
+
 def ad_rows(world: World, ads: np.ndarray) -> dict[str, object]:
-    titles = [f"{_brand_name(int(world.ad_brand[a]))} {_category_name(int(world.ad_category[a]))}: {_title_words(world, a)}"
-              for a in ads]
+    titles = [_ad_title(world, a) for a in ads]
     return {
         "ad_id": world.ids("ad", ads),
         "campaign_id": world.ids("campaign", world.ad_campaign[ads]),
@@ -144,6 +149,17 @@ def ad_rows(world: World, ads: np.ndarray) -> dict[str, object]:
         "brand_id": world.ids("brand", world.ad_brand[ads]),
         "price": world.ad_price[ads],
         "title": titles,
+    }
+
+
+def creative_rows(world: World, ads: np.ndarray) -> dict[str, object]:
+    """The creatives of `ads` (each ad's title with a variant phrase); none for ads without variants."""
+    creatives = np.flatnonzero(np.isin(world.creative_ad, ads)) if world.creative_ad is not None else np.zeros(0, int)
+    return {
+        "creative_id": world.ids("creative", creatives),
+        "ad_id": world.ids("ad", world.creative_ad[creatives]) if len(creatives) else np.zeros(0, np.int64),
+        "title": [f"{_ad_title(world, int(world.creative_ad[c]))} | {CREATIVE_PHRASES[world.creative_phrase[c]]}"
+                  for c in creatives],
     }
 
 
@@ -197,6 +213,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
                 "users": users_rows(world, d),
                 "campaigns": campaign_rows(world, campaigns),
                 "ads": ad_rows(world, ads),
+                "creatives": creative_rows(world, ads),
                 "behavior_events": behavior_columns,
                 "ad_events": today.rows(world),
             }
@@ -214,6 +231,7 @@ def _simulate(config: SimulationConfig, data_root: Path, progress: bool) -> Simu
                 "slot": delivery.slot,
                 "true_pctr": delivery.true_pctr,
                 "true_pcvr": delivery.true_pcvr,
+                "creative_id": creative_ids(world, delivery.creative_idx),
             })
             days.set_postfix(events=f"{summary.total_events:,}")
     finally:

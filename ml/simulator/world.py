@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.simulator.config import SimulationConfig
+from ml.simulator.creatives import draw_creatives
 
 # Distinct id ranges per entity so a join on the wrong key finds nothing instead of garbage.
 ID_OFFSETS = {
@@ -23,6 +24,7 @@ ID_OFFSETS = {
     "campaign": 5_001,
     "ad": 50_001,
     "item": 100_001,
+    "creative": 5_000_001,
     "user": 10_000_001,
 }
 GENDERS = np.array(["M", "F", "U"])
@@ -130,6 +132,10 @@ class World:
     # Worlds saved before ads launched mid-flight or had title terms load without them (None).
     ad_launch_day: np.ndarray | None = None  # (A,) first day the ad can be served, >= its campaign's start
     ad_title_terms: np.ndarray | None = None  # (A, 2) positions in TITLE_TERMS
+    # Creatives (title variants), sorted by ad; None in worlds saved before ads had them.
+    creative_ad: np.ndarray | None = None  # (M,) ad position
+    creative_phrase: np.ndarray | None = None  # (M,) position in creatives.CREATIVE_PHRASES
+    creative_appeal: np.ndarray | None = None  # (M,) click-logit offset, centred within its ad
 
     # ---- sizes and ids -------------------------------------------------------------------------
     @property
@@ -247,6 +253,19 @@ class World:
         scores += ad_static.astype(np.float32)[None, :]
         scores *= np.float32(1.0 / m.policy_temperature)
         return scores
+
+    def creative_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """(A,) first creative position of each ad and its number of creatives (0: the ad has none)."""
+        count = np.bincount(self.creative_ad, minlength=self.n_ads) if self.creative_ad is not None \
+            else np.zeros(self.n_ads, dtype=np.int64)
+        return np.cumsum(count) - count, count
+
+    def appeal_of(self, creative_idx: np.ndarray) -> np.ndarray:
+        """Click-logit offset of each shown creative (0 where none, -1)."""
+        creative_idx = np.asarray(creative_idx, dtype=np.int64)
+        if self.creative_appeal is None or not len(self.creative_appeal):
+            return np.zeros(len(creative_idx))
+        return np.where(creative_idx >= 0, self.creative_appeal[np.maximum(creative_idx, 0)], 0.0)
 
     def campaign_active(self, day_index: int) -> np.ndarray:
         return (self.campaign_start_day <= day_index) & (self.campaign_end_day >= day_index)
@@ -391,6 +410,7 @@ def build_world(config: SimulationConfig, model: TrueModel | None = None) -> Wor
         campaign_end_day=campaign_end_day, ad_campaign=ad_campaign, ad_category=ad_category, ad_brand=ad_brand,
         ad_price=ad_price, ad_quality=ad_quality, ad_policy_noise=ad_policy_noise, ad_policy_bias=ad_policy_bias,
         ad_launch_day=ad_launch_day, ad_title_terms=ad_title_terms,
+        **dict(zip(("creative_ad", "creative_phrase", "creative_appeal"), draw_creatives(config, A))),
     )
 
 

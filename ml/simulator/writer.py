@@ -26,6 +26,8 @@ CONTRACT_SCHEMAS: dict[str, pa.Schema] = {
         ("ad_id", pa.int64()), ("campaign_id", pa.int64()), ("category_id", pa.int64()),
         ("brand_id", pa.int64()), ("price", pa.float64()), ("title", pa.string()),
     ]),
+    # Optional: title variants of an ad, for dynamic creative selection.
+    "creatives": pa.schema([("creative_id", pa.int64()), ("ad_id", pa.int64()), ("title", pa.string())]),
     "behavior_events": pa.schema([
         ("event_id", pa.int64()), ("user_id", pa.int64()), ("ts", pa.timestamp("us")),
         ("event_type", pa.string()), ("category_id", pa.int64()), ("brand_id", pa.int64()),
@@ -35,6 +37,7 @@ CONTRACT_SCHEMAS: dict[str, pa.Schema] = {
         ("event_id", pa.int64()), ("impression_id", pa.int64()), ("user_id", pa.int64()),
         ("ad_id", pa.int64()), ("ts", pa.timestamp("us")), ("event_type", pa.string()),
         ("slot", pa.int32()), ("cost", pa.float64()), ("propensity", pa.float64()),
+        ("creative_id", pa.int64()), ("creative_propensity", pa.float64()),
     ]),
 }
 assert tuple(CONTRACT_SCHEMAS) == CONTRACT_TABLES

@@ -42,6 +42,12 @@ def ads_frame(ids: list[int] | None = None, campaign_ids: list[int] | None = Non
     })
 
 
+def creatives_frame(ids: list[int] | None = None, ad_ids: list[int] | None = None) -> pd.DataFrame:
+    ids = ids or [70, 71]
+    ad_ids = ad_ids or [10] * len(ids)
+    return pd.DataFrame({"creative_id": ids, "ad_id": ad_ids, "title": [f"Ad 10 | variant {i}" for i in ids]})
+
+
 def users_frame(ids: list[int] | None = None, occupation: str = "student") -> pd.DataFrame:
     ids = ids or [1000, 1001, 1002]
     return pd.DataFrame({

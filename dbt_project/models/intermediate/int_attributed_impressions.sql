@@ -13,6 +13,8 @@ impressions as (
         event_date as impression_date,
         slot,
         propensity,
+        creative_id,
+        creative_propensity,
         cost as impression_cost
     from ad_events
     where event_type = 'impression'
@@ -112,6 +114,8 @@ select
     impressions.impression_date,
     impressions.slot,
     impressions.propensity,
+    impressions.creative_id,
+    impressions.creative_propensity,
     click_totals.impression_id is not null as clicked,
     click_totals.click_ts,
     click_totals.last_click_ts,

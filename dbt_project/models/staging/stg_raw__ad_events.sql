@@ -4,6 +4,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='append_new_columns',
     pre_hook="{{ delete_stale_event_partitions(source('raw', 'ad_events')) }}",
 ) }}
 -- Incremental by landing partition: see macros/incremental_event_staging.sql.
@@ -34,6 +35,8 @@ renamed as (
         cast(source.slot as integer) as slot,
         cast(source.cost as double) as cost,
         cast(source.propensity as double) as propensity,
+        cast(source.creative_id as bigint) as creative_id,
+        cast(source.creative_propensity as double) as creative_propensity,
         cast(source._partition_date as date) as partition_date,
         cast(source._loaded_at as timestamp) as loaded_at
     from new_events as source
