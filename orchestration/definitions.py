@@ -2,8 +2,8 @@
 import dagster as dg
 
 from orchestration.assets import dbt as dbt_assets
-from orchestration.assets import (ab_test, delivery, encoder, evaluation, fairness, ingest, monitoring, policy_value,
-                                  promotion, rankers, value_gate)
+from orchestration.assets import (ab_test, creatives, delivery, encoder, evaluation, fairness, ingest, monitoring,
+                                  policy_value, promotion, rankers, value_gate)
 from orchestration.automation import daily_pipeline, daily_schedule, ingest_job, landing_files_sensor
 from orchestration.privacy import forget_users_job, retention_job, retention_schedule
 from orchestration.resources import PlatformResource
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         value_gate.ranker_value_gate,
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
+        creatives.creative_report_asset,
         fairness.fairness_report,
         policy_value.policy_value_estimates,
         ab_test.ab_test_readout,

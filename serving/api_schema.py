@@ -106,6 +106,12 @@ class Ad(BaseModel):
         "probability with which this policy shows this ad in this slot (1.0: the ranking is "
         "deterministic). Send it back as the impression's `propensity` in POST /events, so "
         "off-policy evaluation can weight the served logs."))
+    creative_id: int | None = Field(default=None, description=(
+        "the creative (title variant) to show, drawn by the creative selector for this planned impression; "
+        "null: show the ad's own title. Send it back as the impression's `creative_id`"))
+    creative_title: str | None = Field(default=None, description="that creative's title")
+    creative_probability: float | None = Field(default=None, description=(
+        "probability the selector drew this creative; send it back as the impression's `creative_propensity`"))
 
 
 class UserAds(BaseModel):

@@ -86,6 +86,10 @@ class AdEvent(BaseModel):
     propensity: Propensity | None = Field(default=None, description=(
         "for an impression: the probability the serving policy showed this ad in this slot, as GET "
         "/users/{user}/ads answered it (its ads' `propensity`); lands with the event for off-policy evaluation"))
+    creative_id: Int64 | None = Field(default=None, description=(
+        "the creative shown (GET /users/{user}/ads: the ad's `creative_id`); empty for the ad's own title"))
+    creative_propensity: Propensity | None = Field(default=None, description=(
+        "the probability the creative selector picked that creative (the ad's `creative_probability`)"))
 
 
 class EventBatch(BaseModel):

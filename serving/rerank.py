@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.creatives.assign import CREATIVE_COLUMNS
 from serving.history import UserHistory
 from serving.snapshot import Snapshot
 
@@ -52,6 +53,13 @@ def used_rows(ad_ids: list[int], delivered: dict[int, int]) -> np.ndarray:
 def _value(bid: float, bid_type: str, pctr: float, pcvr: float | None) -> float:
     """ml.allocation.value.expected_value for one row: bid x pCTR, x pCVR for conversion bids."""
     return bid * pctr * pcvr if str(bid_type).lower() == "cpa" else bid * pctr
+
+
+def _creative_value(value):
+    """A creative id or title as JSON has it: None for an ad shown with its own title."""
+    if value is None or pd.isna(value):
+        return None
+    return int(value) if isinstance(value, (int, np.integer)) else str(value)
 
 
 def _reason(planned_reason: str, value: float, planned_value: float, fresh_events: int, top_features: str) -> str:
@@ -135,5 +143,9 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
         del ad["_at"]
         ad.update(rank=rank, reason=_reason(rows["reason"][row], ad["value"], rows["expected_value"][row],
                                             fresh_events, top_features[rank - 1]),
-                  top_features=top_features[rank - 1], why=why[rank - 1], propensity=POLICY_PROPENSITY)
+                  top_features=top_features[rank - 1], why=why[rank - 1], propensity=POLICY_PROPENSITY,
+                  # The creative the schedule's Thompson draw picked for this planned impression (ml/creatives),
+                  # and its probability: post it back as the impression's creative_id / creative_propensity.
+                  **{column: _number(rows[column][row]) if column == "creative_probability"
+                     else _creative_value(rows[column][row]) for column in CREATIVE_COLUMNS})
     return Ranking(ranked[:k], fresh_events, used_up, as_of, rescored)

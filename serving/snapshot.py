@@ -26,6 +26,7 @@ from ml.scoring import ChampionScorer, read_level_factors
 from ml.privacy.pseudonyms import pseudonymize
 from ml.settings import Settings
 from ml.warehouse import connect, table_exists
+from ml.creatives.assign import CREATIVE_COLUMNS
 from serving.candidates import CandidateScorer
 from serving.history import StreamHistories
 
@@ -193,7 +194,7 @@ class Snapshot:
         """The schedule's columns a request reads, as arrays (slicing a frame per request costs more
         than the request's scoring)."""
         columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason",
-                   "why"]  # `why`: missing from schedules made before explanations in words
+                   "why", *CREATIVE_COLUMNS]  # missing from older schedules (before words, before creatives): None
         return {column: self.schedule[column].to_numpy() if column in self.schedule
                 else np.full(len(self.schedule), None, dtype=object) for column in columns}
 

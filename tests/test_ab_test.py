@@ -200,3 +200,26 @@ def test_users_without_impressions_count_and_bad_inputs_are_refused():
         per_user_totals(impressions.assign(user_id=9), users)
     with pytest.raises(ValueError, match="unknown arms"):
         per_user_totals(impressions.assign(arm="B"), users)
+
+
+def test_treatment_shows_the_creative_the_schedule_drew_and_logs_its_probability(simulated):
+    root, truth = simulated
+    world = truth.world
+    users, ads = in_flight_schedule(world)
+    first, count = world.creative_ranges()
+    planned = np.where(count[ads] > 0, first[ads] + (users % np.maximum(count[ads], 1)), -1)
+    served = serve_ab_day(world, Continuation.load(root / "ground_truth"), users, ads,
+                          schedule_creatives=(planned, np.full(len(users), 0.37)))
+    events = served.landing["ad_events"].to_pandas()
+    impressions = events[events["event_type"] == "impression"].merge(
+        served.impressions[["impression_id", "arm"]], on="impression_id")
+    plan = pd.DataFrame({"user_id": World.ids("user", users), "ad_id": World.ids("ad", ads),
+                         "planned": pd.array(np.where(planned >= 0, World.ids("creative", np.maximum(planned, 0)), -1))})
+    shown = impressions.merge(plan[plan["planned"] >= 0], on=["user_id", "ad_id"], how="inner")
+    treated, control = shown[shown["arm"] == "treatment"], shown[shown["arm"] == "control"]
+    assert len(treated) > 50 and len(control) > 50
+    assert (treated["creative_id"] == treated["planned"]).all() and np.allclose(treated["creative_propensity"], 0.37)
+    # The control arm's logging policy draws uniformly among the ad's creatives, whatever was planned.
+    k = count[control["ad_id"].to_numpy() - World.ids("ad", 0)]
+    assert np.allclose(control["creative_propensity"], 1.0 / k)
+    assert (control["creative_id"] != control["planned"]).any()

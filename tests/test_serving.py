@@ -104,6 +104,14 @@ def test_a_users_ads_are_their_schedule_reranked(server, scheduled):
         # Why, in words: the schedule's, and the same words when the champions score it again.
         assert ad["why"] and ad["why"] in set(planned.loc[planned["ad_id"] == ad["ad_id"], "why"])
         assert again["why"] == ad["why"]
+        # The creative the schedule drew for this ad (ml/creatives), or none for an ad without creatives.
+        row = planned[(planned["ad_id"] == ad["ad_id"]) & (planned["hour"] == ad["hour"]) & (planned["slot"] == ad["slot"])]
+        if pd.isna(row["creative_id"].iloc[0]):
+            assert ad["creative_id"] is None and ad["creative_probability"] is None
+        else:
+            assert ad["creative_id"] == int(row["creative_id"].iloc[0]) and ad["creative_title"]
+            assert ad["creative_probability"] == pytest.approx(float(row["creative_probability"].iloc[0]))
+    assert any(ad["creative_id"] is not None for user_id_, _ in users[:30] for ad in _ads(base, user_id_, k=50)["ads"])
 
     hour = int(planned["hour"].iloc[0])
     in_hour = _ads(base, user_id, hour=hour, k=1)
@@ -153,8 +161,9 @@ def test_a_delivered_impression_uses_up_its_planned_slot(server, scheduled):
     shown = before["ads"][0]
     impression = {"event_id": 9_100_000, "impression_id": 9_100_000, "user_id": user_id, "ad_id": shown["ad_id"],
                   "ts": f"{before['schedule_date']}T{shown['hour']:02d}:05:00+00:00", "event_type": "impression",
-                  "slot": shown["slot"], "cost": 0.0, "propensity": 0.2}
-    click = {**impression, "event_id": 9_100_001, "event_type": "click", "cost": 0.3,
+                  "slot": shown["slot"], "cost": 0.0, "propensity": 0.2,
+                  "creative_id": shown["creative_id"], "creative_propensity": shown["creative_probability"]}
+    click = {**impression, "creative_propensity": None, "event_id": 9_100_001, "event_type": "click", "cost": 0.3,
              "ts": f"{before['schedule_date']}T{shown['hour']:02d}:06:00"}
     status, accepted = _call(f"{base}/events", {"ad_events": [impression, click]})
     assert status == 200 and accepted["accepted"]["ad_events"] == 2

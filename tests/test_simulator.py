@@ -263,3 +263,43 @@ def test_invalid_config_is_rejected_with_a_reason() -> None:
         SimulationConfig(file_format="json")
     with pytest.raises(ValueError, match="n_campaigns"):
         SimulationConfig(n_ads=10, n_campaigns=20, n_advertisers=5)
+
+
+def test_creatives_land_with_their_ads_and_impressions_log_a_uniform_choice(tiny_root: Path) -> None:
+    creatives, ads = read_table(tiny_root, "creatives"), read_table(tiny_root, "ads")
+    assert creatives.creative_id.is_unique and len(creatives) > 0
+    landed = creatives.merge(ads[["ad_id", "partition_date", "title"]], on="ad_id", suffixes=("", "_ad"))
+    assert len(landed) == len(creatives)  # every creative's ad exists ...
+    assert (landed.partition_date == landed.partition_date_ad).all()  # ... and landed the same day
+    assert all(title.startswith(f"{ad_title} | ") for title, ad_title in zip(landed.title, landed.title_ad))
+    per_ad = creatives.groupby("ad_id").size()
+    assert set(per_ad) <= {2, 3}
+
+    events = read_table(tiny_root, "ad_events")
+    impressions = events[events.event_type == "impression"]
+    with_creatives = impressions.ad_id.isin(per_ad.index)
+    assert impressions.loc[~with_creatives, "creative_id"].isna().all()
+    shown = impressions[with_creatives].merge(creatives[["creative_id", "ad_id"]], on="creative_id",
+                                             suffixes=("", "_of_creative"))
+    assert len(shown) == with_creatives.sum() and (shown.ad_id == shown.ad_id_of_creative).all()
+    assert np.allclose(shown.creative_propensity, 1.0 / shown.ad_id.map(per_ad))  # uniform logging policy
+    clicks = events[events.event_type == "click"].merge(impressions[["impression_id", "creative_id"]],
+                                                        on="impression_id", suffixes=("", "_shown"))
+    assert clicks.creative_id.astype("Int64").equals(clicks.creative_id_shown.astype("Int64"))
+
+
+def test_creative_appeal_is_centred_per_ad_and_the_truth_swaps_it(tiny_root: Path) -> None:
+    truth = GroundTruth.load(tiny_root / "ground_truth")
+    world = truth.world
+    per_ad = np.bincount(world.creative_ad, weights=world.creative_appeal, minlength=world.n_ads)
+    assert np.allclose(per_ad, 0.0) and world.creative_appeal.std() > 0.1
+    log = truth.impressions()
+    shown = log[log.creative_id.notna()].head(500)
+    # With the creative it showed, an impression's counterfactual CTR is its logged true CTR.
+    assert np.allclose(truth.creative_ctr(shown.impression_id, shown.creative_id), shown.true_pctr)
+    first = world.creative_ranges()[0]
+    ad_position = shown.ad_id.to_numpy() - world.ids("ad", 0)
+    other = world.ids("creative", first[ad_position] + (shown.creative_id.to_numpy() - world.ids("creative", first[ad_position]) == 0))
+    swapped = truth.creative_ctr(shown.impression_id, other)
+    better = world.creative_appeal[other - world.ids("creative", 0)] > world.appeal_of(shown.creative_id.to_numpy() - world.ids("creative", 0))
+    assert ((swapped > shown.true_pctr.to_numpy()) == better).all()

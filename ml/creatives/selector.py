@@ -28,6 +28,7 @@ IMPRESSION_LOG_COLUMNS = ["ad_id", "segment", "creative_id", "clicked"]
 
 ALL_SEGMENTS = "all"  # the ad-level rows (every segment together); reserved, no real segment may be named so
 DEFAULT_PRIOR_STRENGTH = 20.0
+DEFAULT_SEGMENT_PRIOR_STRENGTH = 200.0  # see ThompsonSelector._posteriors and README "Dynamic creative selection"
 FALLBACK_CTR = 0.02  # prior mean when the log holds no impression at all (cold start of the whole product)
 _PRIOR_CTR_BOUNDS = (1e-6, 1.0 - 1e-6)  # keeps both Beta parameters > 0 when every logged impression (not) clicked
 
@@ -130,7 +131,8 @@ class ThompsonSelector:
     """
 
     def __init__(self, stats: pd.DataFrame, creatives: pd.DataFrame,
-                 prior_strength: float = DEFAULT_PRIOR_STRENGTH, fallback_ctr: float = FALLBACK_CTR) -> None:
+                 prior_strength: float = DEFAULT_PRIOR_STRENGTH, fallback_ctr: float = FALLBACK_CTR,
+                 segment_prior_strength: float = DEFAULT_SEGMENT_PRIOR_STRENGTH) -> None:
         if not prior_strength > 0:
             raise ValueError(f"prior_strength must be > 0, got {prior_strength}")
         if not 0.0 < fallback_ctr < 1.0:
@@ -138,6 +140,7 @@ class ThompsonSelector:
         stats = _checked_stats(stats)
         catalog = _checked_catalog(creatives)
         self.prior_strength = float(prior_strength)
+        self.segment_prior_strength = float(segment_prior_strength)
 
         impressions, clicks = float(stats["impressions"].sum()), float(stats["clicks"].sum())
         self.global_ctr = clicks / impressions if impressions > 0 else float(fallback_ctr)
@@ -264,11 +267,21 @@ class ThompsonSelector:
         rows = rows.sort_values(["_order", "position"], kind="stable").reset_index(drop=True)
         use_ad = rows["_ad_level"].to_numpy()
         for column in ("impressions", "clicks"):
-            rows[column] = np.where(use_ad, rows[f"{column}_ad"], rows[column])
-            rows[column] = rows[column].fillna(0).astype("int64")
-        prior = self.ad_prior_ctr.reindex(rows["ad_id"]).to_numpy(float)
-        rows["alpha"] = self.prior_strength * prior + rows["clicks"]
-        rows["beta"] = self.prior_strength * (1.0 - prior) + rows["impressions"] - rows["clicks"]
+            all_segments = rows[f"{column}_ad"].fillna(0).to_numpy(float)
+            own = rows[column].fillna(0).to_numpy(float)
+            rows[f"{column}_elsewhere"] = np.where(use_ad, 0.0, all_segments - own)  # the other segments'
+            rows[column] = np.where(use_ad, all_segments, own).astype("int64")
+        ad_prior = self.ad_prior_ctr.reindex(rows["ad_id"]).to_numpy(float)
+        # A segment's prior is the creative's own rate in the other segments (smoothed toward the ad's),
+        # worth up to `segment_prior_strength` impressions: segments borrow what the creative showed
+        # elsewhere and their own counts take over once they have more. Without evidence elsewhere it is
+        # the ad's pooled CTR at `prior_strength`, as for the ad-level rows.
+        elsewhere = rows["impressions_elsewhere"].to_numpy(float)
+        prior = ((rows["clicks_elsewhere"].to_numpy(float) + self.prior_strength * ad_prior)
+                 / (elsewhere + self.prior_strength))
+        strength = np.minimum(elsewhere + self.prior_strength, max(self.segment_prior_strength, self.prior_strength))
+        rows["alpha"] = strength * prior + rows["clicks"]
+        rows["beta"] = strength * (1.0 - prior) + rows["impressions"] - rows["clicks"]
         return rows
 
 

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ml.simulator.behavior import generate_behavior
 from ml.simulator.continuation import Continuation
+from ml.simulator.creatives import ScheduledCreatives, uniform_creatives
 from ml.simulator.delivery import DayDelivery, choose_ads, draw_opportunities, serve
 from ml.simulator.events import AdEventBatch, ad_event_batch, behavior_rows, creative_ids, datetime_us
 from ml.simulator.sessions import MICROS_PER_DAY, generate_sessions
@@ -97,8 +98,12 @@ class ServedDay:
 
 
 def serve_ab_day(world: World, continuation: Continuation, schedule_user_idx: np.ndarray,
-                 schedule_ad_idx: np.ndarray, treatment_share: float = 0.5) -> ServedDay:
-    """Serve day `continuation.next_day_index`: control by the logging policy, treatment by the schedule."""
+                 schedule_ad_idx: np.ndarray, treatment_share: float = 0.5,
+                 schedule_creatives: tuple[np.ndarray, np.ndarray] | None = None) -> ServedDay:
+    """Serve day `continuation.next_day_index`: control by the logging policy, treatment by the schedule.
+
+    `schedule_creatives`: per schedule row, the creative position it drew (-1: none) and that draw's
+    probability; the treatment arm shows those (the control arm's creatives are uniform)."""
     config = world.config
     d = continuation.next_day_index
     start_us = int(np.datetime64(config.start_date, "us").astype(np.int64))
@@ -113,18 +118,20 @@ def serve_ab_day(world: World, continuation: Continuation, schedule_user_idx: np
     opportunity_treated = treated[sessions.active_users[opportunities.rows]]
     budget = np.where(world.campaign_active(d), world.campaign_daily_budget, 0.0)
     policy = SchedulePolicy(world, schedule_user_idx, schedule_ad_idx)
-    arms = {"control": (~opportunity_treated, choose_ads, 1.0 - treatment_share),
-            "treatment": (opportunity_treated, policy, treatment_share)}
+    planned_creatives = (uniform_creatives if schedule_creatives is None else
+                         ScheduledCreatives(world, schedule_user_idx, schedule_ad_idx, *schedule_creatives))
+    arms = {"control": (~opportunity_treated, choose_ads, uniform_creatives, 1.0 - treatment_share),
+            "treatment": (opportunity_treated, policy, planned_creatives, treatment_share)}
 
     next_event_id = continuation.next_event_id
     behavior_columns = behavior_rows(world, behavior, next_event_id)
     next_event_id += len(behavior)
     deliveries: dict[str, DayDelivery] = {}
     batches: dict[str, AdEventBatch] = {}
-    for code, (arm, (mask, choose, share)) in enumerate(arms.items()):
+    for code, (arm, (mask, choose, choose_creatives, share)) in enumerate(arms.items()):
         arm_rng = np.random.default_rng([config.seed, ARM_SERVING_STREAM, d, code])
         deliveries[arm] = serve(world, sessions, opportunities.take(np.flatnonzero(mask)), choose, budget * share,
-                                arm_rng)
+                                arm_rng, choose_creatives)
         batches[arm] = ad_event_batch(deliveries[arm], next_event_id)
         next_event_id += len(batches[arm].event_id)
 
@@ -147,7 +154,7 @@ def serve_ab_day(world: World, continuation: Continuation, schedule_user_idx: np
                             "arm": np.where(treated[sessions.active_users], "treatment", "control"),
                             "opportunities": opportunities_per_user}),
         campaigns=pd.concat([pd.DataFrame({"campaign_id": world.ids("campaign", np.arange(config.n_campaigns)),
-                                           "arm": arm, "budget": budget * arms[arm][2],
+                                           "arm": arm, "budget": budget * arms[arm][3],
                                            "spend": deliveries[arm].campaign_spend}) for arm in ARMS],
                             ignore_index=True),
         truth=pd.concat([_truth(world, deliveries[arm], batches[arm]) for arm in ARMS], ignore_index=True),

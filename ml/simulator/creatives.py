@@ -56,3 +56,25 @@ def uniform_creatives(world: "World", user_idx: np.ndarray, ad_idx: np.ndarray,
     creative = np.where(k > 0, first[np.maximum(ad_idx, 0)] + (draws * k).astype(np.int64), -1)
     probability = np.divide(1.0, k, out=np.full(len(k), np.nan), where=k > 0)
     return creative, probability
+
+
+class ScheduledCreatives:
+    """The schedule's creative for each (user, ad) pair it planned, with the probability its selector drew
+    it (a ChooseCreatives); the logging policy's uniform draw for anything else it serves."""
+
+    def __init__(self, world: "World", user_idx: np.ndarray, ad_idx: np.ndarray, creative_idx: np.ndarray,
+                 probability: np.ndarray) -> None:
+        planned = np.asarray(creative_idx) >= 0
+        keys = np.asarray(user_idx, np.int64)[planned] * world.n_ads + np.asarray(ad_idx, np.int64)[planned]
+        self.keys, first = np.unique(keys, return_index=True)  # the first planned row of a repeated pair
+        self.creative = np.asarray(creative_idx, np.int64)[planned][first]
+        self.probability = np.asarray(probability, float)[planned][first]
+
+    def __call__(self, world: "World", user_idx: np.ndarray, ad_idx: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        creative, probability = uniform_creatives(world, user_idx, ad_idx, rng)
+        keys = np.asarray(user_idx, np.int64) * world.n_ads + np.asarray(ad_idx, np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        planned = (self.keys[at] == keys) if len(self.keys) else np.zeros(len(keys), bool)
+        creative[planned], probability[planned] = self.creative[at[planned]], self.probability[at[planned]]
+        return creative, probability

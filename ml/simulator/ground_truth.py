@@ -143,3 +143,19 @@ class GroundTruth:
             raise ValueError("this GroundTruth was built in memory; load it from a directory to read impressions")
         paths = [self.ground_truth_dir / IMPRESSIONS_FILE, *sorted(self.ground_truth_dir.glob(EXTRA_IMPRESSIONS_GLOB))]
         return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+
+    def creative_ctr(self, impression_ids: object, creative_ids: object) -> np.ndarray:
+        """Row-wise: the click probability logged impression `impression_ids` would have had with creative
+        `creative_ids` instead of the one it showed (same user, moment, intent and slot; the log's
+        `true_pctr` with the shown creative's appeal swapped for this one's)."""
+        log = self.impressions().set_index("impression_id")
+        rows = log.reindex(pd.Index(np.asarray(impression_ids, dtype=np.int64)))
+        if rows["true_pctr"].isna().any():
+            raise ValueError("some impression_ids are not in the ground-truth impression log")
+        world = self.world
+        shown = rows["creative_id"].fillna(World.ids("creative", 0) - 1).to_numpy(np.int64) - World.ids("creative", 0)
+        target = np.asarray(creative_ids, dtype=np.int64) - World.ids("creative", 0)
+        position = world.position_factor(rows["slot"].to_numpy(np.int64))
+        probability = np.clip(rows["true_pctr"].to_numpy(float) / position, 1e-12, 1 - 1e-12)
+        base_logit = np.log(probability / (1 - probability)) - world.appeal_of(shown)
+        return position / (1 + np.exp(-(base_logit + world.appeal_of(target))))

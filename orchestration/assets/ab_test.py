@@ -45,6 +45,15 @@ def schedule_positions(truth: GroundTruth, key: str, schedule: pd.DataFrame) -> 
             schedule["ad_id"].to_numpy(np.int64) - World.ids("ad", 0))
 
 
+def scheduled_creatives(schedule: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """The creative each schedule row drew, as simulator positions (-1: none), and its probability."""
+    if "creative_id" not in schedule:  # a schedule made before creatives
+        return None
+    creative = schedule["creative_id"].astype("Int64")
+    positions = (creative - World.ids("creative", 0)).fillna(-1).to_numpy(np.int64)
+    return positions, schedule["creative_probability"].fillna(1.0).to_numpy(float)
+
+
 def predicted_lift(conn, schedule_date: dt.date) -> dict | None:
     """The paired DR lift over the logging policy that policy_value_estimates wrote for this schedule."""
     if not table_exists(conn, ESTIMATES_TABLE):
@@ -85,14 +94,14 @@ def ab_test_readout(context: dg.AssetExecutionContext, config: ABTestConfig, pla
         return _not_run(f"the simulator serves {next_day} next (the day after the last landed day); the schedule "
                         f"for {schedule_date} cannot be A/B tested")
     with platform.warehouse(read_only=True) as conn:
-        schedule = conn.execute("select user_key, ad_id from ml.daily_ad_schedule where schedule_date = ? "
+        schedule = conn.execute("select * from ml.daily_ad_schedule where schedule_date = ? "
                                 "order by user_key, ad_id", [schedule_date]).df()
         prediction = predicted_lift(conn, schedule_date)
     if schedule.empty:
         return _not_run(f"no schedule for {schedule_date}")
 
     served = serve_ab_day(truth.world, continuation, *schedule_positions(truth, settings.pseudonym_key, schedule),
-                          treatment_share=config.treatment_share)
+                          treatment_share=config.treatment_share, schedule_creatives=scheduled_creatives(schedule))
     save_served_day(served, served_day_dir(settings.data_root, schedule_date))
     arms = arm_table(served.impressions, served.users, served.campaigns).assign(
         schedule_date=schedule_date, treatment_fallback_share=served.treatment_fallback_share)

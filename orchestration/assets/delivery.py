@@ -14,6 +14,7 @@ from ml.allocation.category_candidates import category_candidates
 from ml.allocation.constraints import validate_schedule
 from ml.allocation.fingerprint import schedule_hash
 from ml.allocation.plots import plot_budget_utilisation, plot_spend_by_hour, plot_user_schedule
+from ml.creatives.assign import CreativeInputs, assign_creatives, draw_seed
 from ml.cvr_fallback import CvrFallback, apply_cvr_fallback
 from ml.model_store import load_encoder
 from ml.registry import CHAMPION, configure_mlflow
@@ -203,12 +204,15 @@ SCHEDULE_CHECKS = {
     backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="delivery",
     kinds={"lightgbm", "duckdb"},
-    deps=["candidate_features", "model_promotion", "ranker_value_gate", "user_hourly_activity", "hourly_traffic"],
+    deps=["candidate_features", "model_promotion", "ranker_value_gate", "user_hourly_activity", "hourly_traffic",
+          "creative_stats", "user_segments"],
     check_specs=[dg.AssetCheckSpec(name, asset="daily_ad_schedule", blocking=True, description=", ".join(rules))
                  for name, rules in SCHEDULE_CHECKS.items()],
     description="Tomorrow's per-user ad schedule: up to K ads per user across the user's active hours, by "
     "expected value (CPC bid x pCTR, CPA bid x pCTR x pCVR) under budgets, hourly pacing, frequency caps, "
-    "advertiser diversity and flight dates; each row says why (ml.daily_ad_schedule, schedules/date=*/).",
+    "advertiser diversity and flight dates; each row says why and, for ads with creatives, which creative "
+    "(a Thompson draw per row, ml/creatives) with its selection probability (ml.daily_ad_schedule, "
+    "schedules/date=*/).",
 )
 def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
     schedule_date = schedule_date_of(context)
@@ -228,6 +232,10 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         cvr_ranker_version=candidates["cvr_ranker_version"].iloc[0] if len(candidates) else None,
     )
     violations = validate_schedule(schedule, campaigns, allocation_config, result.pacing_plan, candidates)
+    with platform.warehouse(read_only=True) as conn:
+        creatives = CreativeInputs.read(conn)
+    schedule = assign_creatives(schedule, creatives.selector(), creatives.catalog, creatives.segments,
+                                np.random.default_rng(draw_seed(schedule_date)))
 
     export_dir = settings.data_root / "schedules" / f"date={schedule_date}"
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -261,6 +269,7 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
         "ctr_source": sources["ctr"],
         "cvr_source": sources["cvr"],
         "campaigns_in_flight_without_ads": dg.MetadataValue.json(unscheduled_campaigns),
+        "rows_with_a_creative": int(schedule["creative_id"].notna().sum()) if len(schedule) else 0,
         "ranker_level_factors": dg.MetadataValue.json({
             task: float(candidates[f"{task}_level_factor"].iloc[0]) if len(candidates) else 1.0
             for task in RANKER_NAMES}),
