@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.creatives.assign import CREATIVE_COLUMNS
 from serving.history import UserHistory
 from serving.snapshot import Snapshot
 
@@ -55,11 +54,13 @@ def _value(bid: float, bid_type: str, pctr: float, pcvr: float | None) -> float:
     return bid * pctr * pcvr if str(bid_type).lower() == "cpa" else bid * pctr
 
 
-def _creative_value(value):
-    """A creative id or title as JSON has it: None for an ad shown with its own title."""
-    if value is None or pd.isna(value):
-        return None
-    return int(value) if isinstance(value, (int, np.integer)) else str(value)
+def _creative_id(value) -> int | None:
+    """None for an ad shown with its own title; an int even where a nullable column came back as float."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _creative_title(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _reason(planned_reason: str, value: float, planned_value: float, fresh_events: int, top_features: str) -> str:
@@ -146,6 +147,7 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
                   top_features=top_features[rank - 1], why=why[rank - 1], propensity=POLICY_PROPENSITY,
                   # The creative the schedule's Thompson draw picked for this planned impression (ml/creatives),
                   # and its probability: post it back as the impression's creative_id / creative_propensity.
-                  **{column: _number(rows[column][row]) if column == "creative_probability"
-                     else _creative_value(rows[column][row]) for column in CREATIVE_COLUMNS})
+                  creative_id=_creative_id(rows["creative_id"][row]),
+                  creative_title=_creative_title(rows["creative_title"][row]),
+                  creative_probability=_number(rows["creative_probability"][row]))
     return Ranking(ranked[:k], fresh_events, used_up, as_of, rescored)

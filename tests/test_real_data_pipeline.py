@@ -182,8 +182,10 @@ CAMPAIGN_WITHOUT_ADS = 999
 def young_world(data_root: Path) -> None:
     from ml.simulator import SimulationConfig, simulate
 
+    # No creatives: this young log is also a log without the optional table (and keeps the clicks its
+    # assertions were written for: creatives' appeal changes which impressions click).
     simulate(SimulationConfig(n_users=150, n_ads=30, n_campaigns=8, n_advertisers=4, n_days=7, seed=7,
-                              start_date=START), data_root, progress=False)
+                              start_date=START, creative_ad_share=0.0), data_root, progress=False)
     for folder in (data_root / "landing").glob(f"*/date={EMPTY_DAY}"):
         shutil.rmtree(folder)  # a day whose delivery is empty: no events, no impressions
     campaigns_dir = data_root / "landing" / "campaigns" / f"date={DAYS[0]}"

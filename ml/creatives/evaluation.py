@@ -29,17 +29,18 @@ def read_creative_log(conn) -> pd.DataFrame:
     return conn.sql(CREATIVE_LOG_SQL).df().astype({"creative_id": "Int64"})
 
 
-def replay_selector(log: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
+def replay_selector(log: pd.DataFrame, catalog: pd.DataFrame, **selector_options) -> pd.DataFrame:
     """For every impression after the log's first day: the selection probability of each creative of its
     ad by the selector built from the impressions of earlier days (a click counts once it happened
-    before the day began). Rows: impression_id, day, creative_id, probability."""
+    before the day began). Rows: impression_id, day, creative_id, probability. `selector_options`
+    go to ThompsonSelector (e.g. segment_prior_strength)."""
     days = np.sort(log["impression_date"].unique())
     catalog = catalog[["ad_id", "creative_id"]]
     parts = []
     for day in days[1:]:
         before = log[log["impression_date"] < day]
         known = before.assign(clicked=before["clicked"] & (before["click_ts"] < pd.Timestamp(day)))
-        selector = ThompsonSelector(creative_stats(known), catalog)
+        selector = ThompsonSelector(creative_stats(known), catalog, **selector_options)
         today = log[log["impression_date"] == day]
         pairs = selector.selection_probabilities(today["ad_id"].to_numpy(), today["segment"].to_numpy(object))
         rows = today[["impression_id", "ad_id", "segment"]].merge(pairs, on=["ad_id", "segment"], how="inner")
