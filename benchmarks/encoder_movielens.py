@@ -30,7 +30,7 @@ from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.device import resolve_device  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    DEFAULT_LOGIT_SCALE, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
+    DEFAULT_LOGIT_SCALE, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
 )
 from ml.settings import Settings  # noqa: E402
 
@@ -123,20 +123,22 @@ def leave_one_out_split(interactions, max_len: int = MAX_LEN, stride: int | None
     )
 
 
-def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float, label: str = "InterestEncoder (ours)",
-             patience: int | None = None, progress: bool = True, lr: float = 1e-3,
-             logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020) -> dict:
+def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DROPOUT,
+             label: str = "InterestEncoder (ours)", patience: int | None = None, progress: bool = True,
+             lr: float = NEXT_ITEM_LR, logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020,
+             **recipe) -> dict:
+    """Ours on `split`; `recipe`: further fit_next_item options (its defaults otherwise)."""
     config = EncoderConfig(max_len=MAX_LEN, d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
                            lr=lr, max_epochs=epochs, patience=patience or epochs, seed=seed, device="auto")
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
-                                  config, progress=progress, logit_scale=logit_scale)
+                                  config, progress=progress, logit_scale=logit_scale, **recipe)
     device_choice = resolve_device(config.device, config.precision)
     ranks = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice)
     ranks_unseen = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice,
                                 seen=split.test_seen)
     hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
     hit_unseen, ndcg_unseen = hit_and_ndcg_at_k(ranks_unseen, 10)
-    return {"model": label, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
+    return {"model": label, "seed": seed, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "val_ndcg@10": result.best_score, "test_hit@10": hit, "test_ndcg@10": ndcg,
             "test_hit@10_unseen": hit_unseen,
             "test_ndcg@10_unseen": ndcg_unseen, "train_seconds_per_epoch": result.train_seconds / result.epochs_run,
@@ -184,17 +186,22 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, cache
 def mean_of_seeds(runs: list[dict], label: str) -> dict:
     """One row with the mean of every float column of `runs` (the same recipe, different seeds)."""
     mean_row = {key: float(np.mean([run[key] for run in runs])) for key in runs[0] if isinstance(runs[0][key], float)}
-    return {**mean_row, "model": f"{label} (mean of {len(runs)} seeds)", "epochs": runs[0]["epochs"],
-            "best_epoch": None, "test_ndcg@10_per_seed": [round(run["test_ndcg@10"], 4) for run in runs]}
+    epochs = {run["epochs"] for run in runs}
+    best = [run.get("best_epoch") for run in runs]
+    return {**mean_row, "model": f"{label} (mean of {len(runs)} seeds)",
+            "epochs": runs[0]["epochs"] if len(epochs) == 1 else "/".join(str(run["epochs"]) for run in runs),
+            "best_epoch": None if None in best else "/".join(map(str, best)),
+            "test_ndcg@10_per_seed": [round(run["test_ndcg@10"], 4) for run in runs]}
 
 
 def markdown_table(rows: list[dict]) -> str:
     def cell(value, digits=4):
         return "—" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
-    lines = ["| model | epochs | best epoch | val NDCG@10 | test Hit@10 | test NDCG@10 | Hit@10 seen excluded | "
-             "NDCG@10 seen excluded | train s/epoch | train pairs/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | model | epochs | best epoch | val NDCG@10 | test Hit@10 | test NDCG@10 | "
+             "Hit@10 seen excluded | NDCG@10 seen excluded | train s/epoch | train pairs/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['epochs']} | {cell(row.get('best_epoch'))} | "
+        lines.append(f"| {row.get('setting', '—')} | {row['model']} | {row['epochs']} | {cell(row.get('best_epoch'))} | "
                      f"{cell(row.get('val_ndcg@10'))} | {cell(row['test_hit@10'])} | "
                      f"{cell(row['test_ndcg@10'])} | {cell(row.get('test_hit@10_unseen'))} | "
                      f"{cell(row.get('test_ndcg@10_unseen'))} | {cell(row['train_seconds_per_epoch'], 1)} | "
@@ -206,10 +213,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="epoch budget for every model")
     parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="comma list; empty to skip RecBole")
-    parser.add_argument("--dropout", type=float, default=0.2, help="dropout of our encoder")
+    parser.add_argument("--dropout", type=float, default=NEXT_ITEM_DROPOUT, help="dropout of our encoder")
     parser.add_argument("--stride", type=int, default=None,
                         help="causal window stride for ours (default max_len // 2: 25 items of guaranteed context)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of our encoder (RecBole's: 1e-3)")
+    parser.add_argument("--lr", type=float, default=NEXT_ITEM_LR,
+                        help="peak Adam learning rate of our encoder (RecBole's: 1e-3)")
     parser.add_argument("--logit-scale", type=float, default=DEFAULT_LOGIT_SCALE,
                         help="multiplier of our catalog logits in the training loss (1 = plain dot product)")
     parser.add_argument("--seeds", type=int, default=3,
@@ -218,41 +226,57 @@ def main() -> None:
                         help="seeds of each RecBole model (their mean is its own row; the first is the protocol's 2020)")
     parser.add_argument("--max-wall-clock-epochs", type=int, default=200,
                         help="cap for ours in the same-wall-clock setting (SASRec's training time)")
+    parser.add_argument("--convergence", action="store_true",
+                        help="also train to early stopping (patience 10): ours and RecBole SASRec, 3 seeds each "
+                             "(SASRec's runs read from / written to the cache, ~1 h per seed when missing)")
+    parser.add_argument("--convergence-seeds", type=int, default=3, help="seeds 2020, 2021, ... at convergence")
+    parser.add_argument("--max-convergence-epochs", type=int, default=300, help="epoch cap of the convergence runs")
+    parser.add_argument("--skip-recbole-equal", action="store_true",
+                        help="skip RecBole's equal-epochs rows (and so the equal-wall-clock row): with "
+                             "--convergence, compare from the cache; the pairs/s ratio then comes from the cached runs")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
     parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
     parser.add_argument("--fill-sasrec-cache", type=int, default=0, metavar="SEEDS",
                         help="only run SASRec to convergence for this many seeds (2020, 2021, ...) into the cache")
     args = parser.parse_args()
     cache_dir = args.output.parent / "recbole_convergence"
+    bench_python = args.bench_venv / "bin" / "python"
     if args.fill_sasrec_cache:
         for i in range(args.fill_sasrec_cache):
-            print(json.dumps(recbole_at_convergence("SASRec", args.bench_venv / "bin" / "python", 2020 + i, cache_dir)),
-                  flush=True)
+            print(json.dumps(recbole_at_convergence("SASRec", bench_python, 2020 + i, cache_dir)), flush=True)
         return
 
     split = leave_one_out_split(load_ml100k_interactions(), stride=args.stride)
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
-    rows = [run_ours(split, args.epochs, args.dropout, lr=args.lr, logit_scale=args.logit_scale)]
+    ours_recipe = {"dropout": args.dropout, "lr": args.lr, "logit_scale": args.logit_scale}
+    equal = f"{args.epochs} epochs"
+
+    def show(new_rows: list[dict]) -> None:
+        for row in new_rows:
+            print(markdown_table([row]).splitlines()[-1], flush=True)
+
+    rows = [{**run_ours(split, args.epochs, **ours_recipe), "setting": equal}]
     print(markdown_table(rows), flush=True)
     means: dict[str, dict] = {}  # "ours" / RecBole model name -> its mean-of-seeds row
     if args.seeds > 1:
         # One seed of a 943-user test set moves NDCG@10 by about its standard error (~0.006): the
         # mean over seeds says more about the recipe than seed 2020 alone.
-        runs = rows[:1] + [run_ours(split, args.epochs, args.dropout, lr=args.lr, logit_scale=args.logit_scale,
-                                    seed=2020 + i, progress=False) for i in range(1, args.seeds)]
-        means["ours"] = mean_of_seeds(runs, "InterestEncoder, ours")
+        runs = rows[:1] + [run_ours(split, args.epochs, **ours_recipe, seed=2020 + i, progress=False)
+                           for i in range(1, args.seeds)]
+        means["ours"] = {**mean_of_seeds(runs, "InterestEncoder, ours"), "setting": equal}
         rows.append(means["ours"])
-        print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    for model_name in filter(None, args.recbole_models.split(",")):
-        bench_python = args.bench_venv / "bin" / "python"
-        runs = [run_recbole(model_name, args.epochs, bench_python, seed=2020 + i) for i in range(args.recbole_seeds)]
-        rows.append(runs[0])  # seed 2020, the shared protocol's
-        if len(runs) > 1:
-            means[model_name] = mean_of_seeds(runs, f"RecBole {model_name}")
-            rows.append(means[model_name])
-        print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+        show(rows[-1:])
+    if not args.skip_recbole_equal:
+        for model_name in filter(None, args.recbole_models.split(",")):
+            runs = [run_recbole(model_name, args.epochs, bench_python, seed=2020 + i)
+                    for i in range(args.recbole_seeds)]
+            rows.append({**runs[0], "setting": equal})  # seed 2020, the shared protocol's
+            if len(runs) > 1:
+                means[model_name] = {**mean_of_seeds(runs, f"RecBole {model_name}"), "setting": equal}
+                rows.append(means[model_name])
+            show(rows[-1:])
 
     sasrec = next((row for row in rows if row["model"] == "RecBole SASRec"), None)
     if sasrec is not None:
@@ -260,14 +284,35 @@ def main() -> None:
         budget_seconds = sasrec["train_seconds_per_epoch"] * sasrec["epochs"]
         wall_clock_epochs = min(args.max_wall_clock_epochs,
                                 max(args.epochs, int(budget_seconds // rows[0]["train_seconds_per_epoch"])))
-        rows.append(run_ours(split, wall_clock_epochs, args.dropout, patience=10, lr=args.lr,
-                             logit_scale=args.logit_scale,
-                             label=f"InterestEncoder (ours, SASRec's {budget_seconds:.0f} s of training)"))
-        print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+        rows.append({**run_ours(split, wall_clock_epochs, **ours_recipe, patience=10,
+                                label="InterestEncoder (ours)"),
+                     "setting": f"SASRec's {budget_seconds:.0f} s of training"})
+        show(rows[-1:])
+
+    if args.convergence:
+        seeds = [2020 + i for i in range(args.convergence_seeds)]
+        setting = f"convergence (patience 10, max {args.max_convergence_epochs} epochs)"
+        ours_runs = [{**run_ours(split, args.max_convergence_epochs, **ours_recipe, patience=10, seed=seed,
+                                 label=f"InterestEncoder (ours, seed {seed})", progress=False), "setting": setting}
+                     for seed in seeds]
+        rows += ours_runs
+        show(ours_runs)
+        means["ours convergence"] = {**mean_of_seeds(ours_runs, "InterestEncoder, ours"), "setting": setting}
+        rows.append(means["ours convergence"])
+        show(rows[-1:])
+        sasrec_runs = []
+        for seed in seeds:
+            run = recbole_at_convergence("SASRec", bench_python, seed, cache_dir, args.max_convergence_epochs)
+            sasrec_runs.append({**run, "model": f"{run['model']}, seed {seed}", "setting": setting})
+            show(sasrec_runs[-1:])
+        rows += sasrec_runs
+        means["SASRec convergence"] = {**mean_of_seeds(sasrec_runs, "RecBole SASRec"), "setting": setting}
+        rows.append(means["SASRec convergence"])
+        show(rows[-1:])
 
     print("\n" + markdown_table(rows))
+    ours = rows[0]
     if sasrec is not None:
-        ours = rows[0]
         print(f"\nthroughput ratio ours / RecBole SASRec: "
               f"{ours['train_sequences_per_second'] / sasrec['train_sequences_per_second']:.2f}; "
               f"NDCG@10 at {args.epochs} epochs, seed 2020: ours {ours['test_ndcg@10']:.4f} vs SASRec "
@@ -277,6 +322,16 @@ def main() -> None:
                   f"vs SASRec {means['SASRec']['test_ndcg@10']:.4f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2, default=str))
+    if args.convergence:
+        # The ratio is taken in this invocation (equal-epochs rows, same machine load for both);
+        # without SASRec's equal-epochs row, from the cached convergence runs (timed under other load).
+        reference = sasrec or means["SASRec convergence"]
+        if sasrec is None:
+            print("(pairs/s ratio from the cached SASRec convergence runs, timed under their own load)")
+        ratio = ours["train_sequences_per_second"] / reference["train_sequences_per_second"]
+        print(f"encoder vs SASRec at convergence: ours {means['ours convergence']['test_ndcg@10']:.4f} vs "
+              f"{means['SASRec convergence']['test_ndcg@10']:.4f} NDCG@10 "
+              f"({len(seeds)} seeds each), {ratio:.1f}x pairs/s")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
 from ml.encoder.device import resolve_device
 from ml.encoder.model import InterestEncoder, ModelSizes
 from ml.encoder.next_item import (
-    TrainingWindows, fit_next_item, hit_and_ndcg_at_k, left_align, rank_targets, training_windows,
+    TrainingWindows, fit_next_item, hit_and_ndcg_at_k, left_align, lr_multiplier, rank_targets, training_windows,
 )
 from ml.encoder.sequences import EventIndex
 from ml.encoder.vocab import ITEM_NAMESPACE, hash_ids
@@ -318,6 +318,57 @@ def test_next_item_logit_scale_reaches_the_training_loss():
                              logit_scale=scale)[0] for scale in (1.0, 1.0, 2.0)]
     torch.testing.assert_close(trained[0].item.weight, trained[1].item.weight)
     assert not torch.allclose(trained[0].item.weight, trained[2].item.weight)
+
+
+def test_lr_multiplier_warms_up_then_decays_to_the_floor():
+    warm = [lr_multiplier(step, warmup_steps=4) for step in range(6)]
+    assert warm == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]  # never 0 at the first step, constant without decay
+    cosine = [lr_multiplier(step, warmup_steps=2, decay_steps=10, floor=0.1) for step in range(2, 20)]
+    assert cosine[0] == pytest.approx(1.0) and cosine[5] == pytest.approx(0.55)  # halfway: mean of 1 and floor
+    assert cosine[10:] == pytest.approx([0.1] * 8)  # held at the floor after the decay
+    assert all(a >= b for a, b in zip(cosine, cosine[1:]))
+    linear = [lr_multiplier(step, decay_steps=4, shape="linear") for step in range(6)]
+    assert linear == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0])
+
+
+def test_next_item_schedule_and_regularizers_reach_training():
+    # Same data, seed and order: the lr schedule, weight decay and label smoothing each change the
+    # weights; label smoothing over a catalog whose padding logit is -inf must stay finite.
+    rng = np.random.default_rng(2)
+    n_items, max_len = 20, 6
+    walks = rng.integers(1, n_items + 1, size=(64, max_len + 1))
+    windows = TrainingWindows(inputs=walks[:, :-1], targets=walks[:, 1:])
+    config = dataclasses.replace(SMALL, max_len=max_len, max_epochs=2, batch_size=32)
+
+    def weights(**options):
+        model, result = fit_next_item(windows, n_items, walks[:8, :-1], walks[:8, -1], config, progress=False,
+                                      **options)
+        assert all(np.isfinite(row["train_loss"]) for row in result.history)
+        return model.item.weight.detach().clone()
+
+    base = {"warmup_epochs": 0, "decay_epochs": None, "label_smoothing": 0.0}  # constant lr, plain CE
+    plain = weights(**base)
+    torch.testing.assert_close(plain, weights(**base))
+    for options in ({"warmup_epochs": 1}, {"decay_epochs": 1}, {"weight_decay": 0.1}, {"label_smoothing": 0.1}):
+        changed = weights(**{**base, **options})
+        assert torch.isfinite(changed).all() and not torch.allclose(plain, changed), options
+
+
+def test_attention_dropout_is_off_at_evaluation():
+    torch.manual_seed(0)
+    sizes = ModelSizes(item_buckets=30, category_buckets=1, brand_buckets=1, event_type_tokens=1, gap_buckets=1,
+                       max_len=6, d_model=16, n_heads=2, n_layers=2, dropout=0.0, attn_dropout=0.5)
+    model = InterestEncoder(sizes)
+    items = torch.tensor([[3, 7, 9, 11, 5, 2]])
+    zeros = torch.zeros_like(items)
+    run = lambda: model.encode_causal(items, zeros, zeros, zeros, zeros, items > 0)  # noqa: E731
+    model.train()
+    torch.manual_seed(1)
+    first = run()
+    assert not torch.allclose(first, run())  # a fresh attention mask per pass while training
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(run(), run())
 
 
 def test_validation_is_a_seeded_sample_when_capped():

@@ -53,17 +53,24 @@ def train_with_early_stopping(
     progress: bool = True,
     description: str = "encoder",
     examples_per_epoch: int | None = None,
+    weight_decay: float = 0.0,
+    lr_multiplier: Callable[[int], float] | None = None,
 ) -> LoopResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
     Throughput counts `examples_per_epoch` (default: rows of `train_tensors`), e.g. the supervised
     positions when each row is a window with a loss at many positions.
+
+    `weight_decay` > 0 trains with AdamW (decoupled decay) instead of Adam; `lr_multiplier(step)`
+    scales `lr` at each optimizer step (0-based, counted over the whole run), e.g. a warmup.
     """
     model.to(device_choice.device)
     rank, world = distributed_rank()
     trained = model if world == 1 else DistributedDataParallel(
         model, device_ids=[device_choice.device] if device_choice.device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay > 0
+                 else torch.optim.Adam(model.parameters(), lr=lr))
+    step = 0
     n_examples = len(next(iter(train_tensors.values())))
     order_generator = torch.Generator().manual_seed(seed)  # data order depends on the seed only
     result, best_state, epochs_without_gain = LoopResult(), None, 0
@@ -84,7 +91,11 @@ def train_with_early_stopping(
                 loss = loss_fn(trained, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if lr_multiplier is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_multiplier(step)
             optimizer.step()
+            step += 1
             loss_sum, seen = loss_sum + float(loss.detach()) * len(rows), seen + len(rows)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
         epoch_seconds = time.perf_counter() - started
