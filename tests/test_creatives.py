@@ -325,3 +325,18 @@ def test_a_segment_with_little_data_borrows_the_creatives_rates_elsewhere():
     own_only = stats[stats["segment"] == "old"]
     alone = ThompsonSelector(own_only, catalog).selection_probabilities(np.array([1]), np.array(["old"]))
     assert alone.set_index("creative_id").loc["a", "probability"] < 0.5  # b's one click wins without the others
+
+
+def test_assigned_creatives_do_not_depend_on_the_rows_physical_order():
+    from ml.creatives.assign import assign_creatives
+
+    catalog = _catalog()
+    selector = ThompsonSelector(pd.DataFrame(columns=CREATIVE_STATS_COLUMNS), catalog[["ad_id", "creative_id"]])
+    rows = pd.DataFrame({"user_key": [f"u{i % 37}" for i in range(200)], "ad_id": 10, "hour": np.arange(200) % 24,
+                         "slot": np.arange(200) % 4 + 1})
+    segments = pd.DataFrame({"user_key": [f"u{i}" for i in range(37)], "segment": "25-34"})
+    first = assign_creatives(rows, selector, catalog, segments, np.random.default_rng(5))
+    shuffled = rows.sample(frac=1.0, random_state=3)
+    second = assign_creatives(shuffled, selector, catalog, segments, np.random.default_rng(5)).loc[rows.index]
+    pd.testing.assert_frame_equal(first, second)
+    assert first["creative_id"].nunique() == 2  # tied creatives: both drawn

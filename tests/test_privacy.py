@@ -44,7 +44,23 @@ def _ids_in_file(path: Path, raw_ids: set[int]) -> set[int]:
             values = pd.to_numeric(frame[column].astype(str), errors="coerce").dropna()
             found |= set(values.astype("int64")) & raw_ids
         return found
+    if path.suffix == ".db":  # SQLite stores a row's cells side by side: "100000" then a run id "68e8..."
+        return _ids_in_sqlite(path, raw_ids)  # read as "10000068"; scan each cell on its own
     return {int(number) for number in EIGHT_DIGITS.findall(path.read_bytes())} & raw_ids
+
+
+def _ids_in_sqlite(path: Path, raw_ids: set[int]) -> set[int]:
+    import sqlite3
+
+    found = set()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        tables = [name for (name,) in conn.execute("select name from sqlite_master where type = 'table'")]
+        for table in tables:
+            for row in conn.execute(f'select * from "{table}"'):
+                for cell in row:
+                    text = cell if isinstance(cell, bytes) else str(cell).encode()
+                    found |= {int(number) for number in EIGHT_DIGITS.findall(text)}
+    return found & raw_ids
 
 
 def test_user_keys_are_the_keyed_hash_dbt_and_python_share(pipeline):

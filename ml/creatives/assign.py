@@ -12,7 +12,8 @@ import pandas as pd
 from ml.creatives.selector import ThompsonSelector
 
 CREATIVE_COLUMNS = ["creative_id", "creative_title", "creative_probability"]
-UNKNOWN_SEGMENT = "unknown"  # a user without a segment row (as dbt's user_segments names it)
+UNKNOWN_SEGMENT = "unknown"
+CANONICAL_ORDER = ["user_key", "ad_id", "hour", "slot"]  # a user without a segment row (as dbt's user_segments names it)
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,12 @@ class CreativeInputs:
     @classmethod
     def read(cls, conn) -> "CreativeInputs":
         return cls(
-            stats=conn.sql("select ad_id, segment, creative_id, impressions, clicks from main.creative_stats").df(),
-            catalog=conn.sql("select creative_id, ad_id, title from main.stg_raw__creatives").df(),
-            segments=conn.sql("select user_key, segment from main.user_segments").df(),
+            # Ordered: a creative's position within its ad decides which posterior draw is its own.
+            stats=conn.sql("select ad_id, segment, creative_id, impressions, clicks from main.creative_stats "
+                           "order by ad_id, segment, creative_id").df(),
+            catalog=conn.sql("select creative_id, ad_id, title from main.stg_raw__creatives "
+                             "order by ad_id, creative_id").df(),
+            segments=conn.sql("select user_key, segment from main.user_segments order by user_key").df(),
         )
 
     def selector(self) -> ThompsonSelector:
@@ -50,10 +54,13 @@ def assign_creatives(rows: pd.DataFrame, selector: ThompsonSelector, catalog: pd
     if rows.empty:
         return rows.assign(creative_id=pd.Series(dtype="Int64"), creative_title=pd.Series(dtype=object),
                            creative_probability=pd.Series(dtype=float))
-    segment = (rows[["user_key"]].merge(segments[["user_key", "segment"]].drop_duplicates("user_key"),
-                                        on="user_key", how="left")["segment"]
+    # Draws in a canonical row order, so the same rows in any physical order get the same creatives.
+    order = rows.sort_values([c for c in CANONICAL_ORDER if c in rows.columns], kind="stable").index
+    segment = (rows.loc[order, ["user_key"]].merge(segments[["user_key", "segment"]].drop_duplicates("user_key"),
+                                                   on="user_key", how="left")["segment"]
                .fillna(UNKNOWN_SEGMENT).to_numpy(object))
-    picks = selector.choose(rows["ad_id"].to_numpy(), segment, rng)
+    drawn = selector.choose(rows.loc[order, "ad_id"].to_numpy(), segment, rng)
+    picks = drawn.set_axis(order).reindex(rows.index)
     creative = pd.array(picks["creative_id"].to_numpy(object), dtype="Int64")
     titles = dict(zip(catalog["creative_id"].tolist(), catalog["title"].tolist()))
     has_creative = ~pd.isna(creative)
