@@ -36,11 +36,10 @@ import pandas as pd
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from ml.allocation.allocator import allocate  # noqa: E402
-from ml.allocation.value import schedule_value  # noqa: E402
-from ml.evaluation.paired_value import paired_bootstrap_total, value_by_user  # noqa: E402
-from ml.evaluation.policy import true_probabilities_for, user_ids_by_key  # noqa: E402
-from ml.rankers.cold_start import YOUNG_AD_DAYS, cold_start_comparison  # noqa: E402
+from ml.evaluation.cold_start_value import (VARIANTS, schedule_values_with_and_without_titles,  # noqa: E402
+                                            value_comparison)
+from ml.evaluation.policy import user_ids_by_key  # noqa: E402
+from ml.rankers.cold_start import cold_start_comparison  # noqa: E402
 from ml.rankers.splits import split_by_day  # noqa: E402
 from ml.rankers.training import fit_ranker  # noqa: E402
 from ml.settings import Settings  # noqa: E402
@@ -49,9 +48,6 @@ from ml.warehouse import connect  # noqa: E402
 from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads  # noqa: E402
 from orchestration.assets.holdout import model_label_plan  # noqa: E402
 from orchestration.assets.rankers import load_training_sets  # noqa: E402
-
-VARIANTS = {"with titles": True, "without titles": False}
-
 
 def settings_for(root: Path) -> Settings:
     return Settings.from_env({**os.environ, "AD_DATA_ROOT": str(root)})
@@ -72,7 +68,8 @@ def rolling_auc_rows(ctr_set: pd.DataFrame, test_days: list[dt.date]) -> pd.Data
 
 def schedule_values(settings: Settings) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per user and variant: the true expected value of the planned impressions (all, new ads);
-    and per variant the total within budgets."""
+    and per variant the total within budgets (ml.evaluation.cold_start_value, as the daily run's
+    `cold_start_value` asset computes it)."""
     with connect(settings.warehouse_path, read_only=True) as conn:
         schedule_date = conn.sql("select max(schedule_date) from ml.scored_candidates").fetchall()[0][0]
         scored = conn.execute("select * from ml.scored_candidates where schedule_date = ?", [schedule_date]).df()
@@ -83,23 +80,12 @@ def schedule_values(settings: Settings) -> tuple[pd.DataFrame, dict[str, float]]
         hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
     split = split_by_day(ctr_set, plan.click.days.test_date, plan.click.days.validation_date)
     truth = GroundTruth.load(settings.ground_truth_dir)
-    user_ids = user_ids_by_key(truth, settings.pseudonym_key)
-    budgets = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["daily_budget"]
-    age = scored.drop_duplicates("ad_id").set_index("ad_id")["ad_age_days"].fillna(0)
-    new_ads = set(age.index[age < YOUNG_AD_DAYS])
-    per_user, capped = [], {}
-    for name, content in VARIANTS.items():
-        ranker = fit_ranker(split.train, split.valid, "ctr", use_content_features=content)
-        candidates = scored.assign(pctr=ranker.predict(scored))
-        schedule = allocate(candidates, campaigns, user_hours, schedule_date, ScheduleConfig().allocation(),
-                            hourly_traffic=hourly_traffic).schedule
-        true_pctr, true_pcvr = true_probabilities_for(truth, schedule, user_ids, schedule_date)
-        values = value_by_user(schedule, true_pctr, true_pcvr, new_ads)
-        per_user.append(values.set_axis(["all", "new ads", "new-ad impressions"], axis=1).add_prefix(f"{name}: "))
-        capped[name] = schedule_value(schedule, true_pctr, true_pcvr, daily_budget_by_campaign=budgets)["capped_spend"]
-        print(f"  schedule {schedule_date} {name}: {len(schedule):,} impressions, "
-              f"{int(values['flagged_impressions'].sum()):,} of new ads", flush=True)
-    return pd.concat(per_user, axis=1).fillna(0.0), capped
+    per_user, capped, new_impressions = schedule_values_with_and_without_titles(
+        split, scored, campaigns, user_hours, hourly_traffic, schedule_date, ScheduleConfig().allocation(), truth,
+        user_ids_by_key(truth, settings.pseudonym_key))
+    for name, impressions in new_impressions.items():
+        print(f"  schedule {schedule_date} {name}: {impressions:,} impressions of new ads", flush=True)
+    return per_user, capped
 
 
 def main() -> None:
@@ -128,16 +114,7 @@ def main() -> None:
     print(auc.to_markdown(index=False, floatfmt=".4f"))
 
     users = pd.concat(users).fillna(0.0)
-    rows = []
-    for part in ("new ads", "all"):
-        with_titles, without = users[f"with titles: {part}"], users[f"without titles: {part}"]
-        gain, low, high = paired_bootstrap_total(with_titles.to_numpy(), without.to_numpy())
-        rows.append({"planned impressions of": part, "value with titles": with_titles.sum(),
-                     "value without titles": without.sum(), "gain": gain, "gain_ci95_low": low, "gain_ci95_high": high})
-    rows.append({"planned impressions of": "all, within budgets", "value with titles": capped["with titles"],
-                 "value without titles": capped["without titles"],
-                 "gain": capped["with titles"] - capped["without titles"]})
-    value = pd.DataFrame(rows)
+    value = value_comparison(users, capped)
     impressions = {name: int(users[f"{name}: new-ad impressions"].sum()) for name in VARIANTS}
     print(f"\nSchedule value under the ground truth ({len(users):,} users; impressions of new ads planned: "
           f"{impressions['with titles']:,} with titles, {impressions['without titles']:,} without; paired "

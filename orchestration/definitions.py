@@ -20,6 +20,7 @@ defs = dg.Definitions(
         value_gate.ranker_value_gate,
         delivery.daily_ad_schedule,
         evaluation.policy_evaluation,
+        evaluation.cold_start_value,
         creatives.creative_report_asset,
         fairness.fairness_report,
         policy_value.policy_value_estimates,
