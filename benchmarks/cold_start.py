@@ -45,9 +45,8 @@ from ml.rankers.training import fit_ranker  # noqa: E402
 from ml.settings import Settings  # noqa: E402
 from ml.simulator import GroundTruth  # noqa: E402
 from ml.warehouse import connect  # noqa: E402
-from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads  # noqa: E402
-from orchestration.assets.holdout import model_label_plan  # noqa: E402
-from orchestration.assets.rankers import load_training_sets  # noqa: E402
+from orchestration.assets.delivery import ScheduleConfig  # noqa: E402
+from orchestration.assets.evaluation import read_cold_start_inputs  # noqa: E402
 
 def settings_for(root: Path) -> Settings:
     return Settings.from_env({**os.environ, "AD_DATA_ROOT": str(root)})
@@ -72,17 +71,12 @@ def schedule_values(settings: Settings) -> tuple[pd.DataFrame, dict[str, float]]
     `cold_start_value` asset computes it)."""
     with connect(settings.warehouse_path, read_only=True) as conn:
         schedule_date = conn.sql("select max(schedule_date) from ml.scored_candidates").fetchall()[0][0]
-        scored = conn.execute("select * from ml.scored_candidates where schedule_date = ?", [schedule_date]).df()
-        plan = model_label_plan(conn)
-        ctr_set, _ = load_training_sets(conn, schedule_date - dt.timedelta(days=1))
-        campaigns = campaigns_of(eligible_ads(conn, schedule_date))
-        user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
-        hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
-    split = split_by_day(ctr_set, plan.click.days.test_date, plan.click.days.validation_date)
+        inputs = read_cold_start_inputs(conn, schedule_date)
+    if isinstance(inputs, str):
+        raise SystemExit(f"{settings.data_root}: cannot re-make the schedule of {schedule_date}: {inputs}")
     truth = GroundTruth.load(settings.ground_truth_dir)
     per_user, capped, new_impressions = schedule_values_with_and_without_titles(
-        split, scored, campaigns, user_hours, hourly_traffic, schedule_date, ScheduleConfig().allocation(), truth,
-        user_ids_by_key(truth, settings.pseudonym_key))
+        *inputs, schedule_date, ScheduleConfig().allocation(), truth, user_ids_by_key(truth, settings.pseudonym_key))
     for name, impressions in new_impressions.items():
         print(f"  schedule {schedule_date} {name}: {impressions:,} impressions of new ads", flush=True)
     return per_user, capped

@@ -1,11 +1,14 @@
 """Evaluation: the schedule's value under the simulator's ground truth, beside baselines and the oracle."""
+import datetime as dt
+from typing import NamedTuple
+
 import dagster as dg
+import pandas as pd
 
 from ml.evaluation.cold_start_value import schedule_values_with_and_without_titles, value_comparison
 from ml.evaluation.policy import evaluate_schedules, user_ids_by_key
-from ml.rankers.splits import split_by_day
+from ml.rankers.splits import DaySplit, split_by_day
 from ml.simulator import GroundTruth
-from orchestration.assets.common import partition_day
 from orchestration.assets.delivery import ScheduleConfig, campaigns_of, eligible_ads, schedule_date_of
 from orchestration.assets.holdout import model_label_plan
 from orchestration.assets.rankers import load_training_sets
@@ -51,6 +54,30 @@ def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig,
     })
 
 
+class ColdStartInputs(NamedTuple):
+    split: DaySplit  # the CTR challenger's days
+    scored: pd.DataFrame  # the schedule day's candidates as the daily run scored them
+    campaigns: pd.DataFrame
+    user_hours: pd.DataFrame
+    hourly_traffic: pd.DataFrame
+
+
+def read_cold_start_inputs(conn, schedule_date: dt.date) -> ColdStartInputs | str:
+    """What re-making `schedule_date`'s schedule with another CTR ranker reads; a reason when it cannot."""
+    plan = model_label_plan(conn)
+    if not plan.click.trainable:  # the CTR ranker was skipped for the same reason
+        return plan.click.reason
+    scored = conn.execute("select * from ml.scored_candidates where schedule_date = ?", [schedule_date]).df()
+    if scored.empty:
+        return f"no scored candidates for {schedule_date}"
+    ctr_set, _ = load_training_sets(conn, schedule_date - dt.timedelta(days=1))
+    return ColdStartInputs(
+        split=split_by_day(ctr_set, plan.click.days.test_date, plan.click.days.validation_date), scored=scored,
+        campaigns=campaigns_of(eligible_ads(conn, schedule_date)),
+        user_hours=conn.sql("select user_key, hour, share from main.user_hourly_activity").df(),
+        hourly_traffic=conn.sql("select hour, share from main.hourly_traffic").df())
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=ONE_PARTITION_PER_RUN,
@@ -69,21 +96,12 @@ def cold_start_value(context: dg.AssetExecutionContext, config: ScheduleConfig, 
     if not (settings.ground_truth_dir / "world.npz").exists():
         return dg.MaterializeResult(metadata={"status": "no ground truth (real data): nothing to compare against"})
     with platform.warehouse(read_only=True) as conn:
-        plan = model_label_plan(conn)
-        if not plan.click.trainable:  # the CTR ranker was skipped for the same reason
-            return dg.MaterializeResult(metadata={"status": f"skipped: {plan.click.reason}"})
-        scored = conn.execute("select * from ml.scored_candidates where schedule_date = ?", [schedule_date]).df()
-        ctr_set, _ = load_training_sets(conn, partition_day(context))
-        campaigns = campaigns_of(eligible_ads(conn, schedule_date))
-        user_hours = conn.sql("select user_key, hour, share from main.user_hourly_activity").df()
-        hourly_traffic = conn.sql("select hour, share from main.hourly_traffic").df()
-    if scored.empty:
-        return dg.MaterializeResult(metadata={"status": f"skipped: no scored candidates for {schedule_date}"})
+        inputs = read_cold_start_inputs(conn, schedule_date)
+    if isinstance(inputs, str):
+        return dg.MaterializeResult(metadata={"status": f"skipped: {inputs}"})
     truth = GroundTruth.load(settings.ground_truth_dir)
-    split = split_by_day(ctr_set, plan.click.days.test_date, plan.click.days.validation_date)
     per_user, capped, new_impressions = schedule_values_with_and_without_titles(
-        split, scored, campaigns, user_hours, hourly_traffic, schedule_date, config.allocation(), truth,
-        user_ids_by_key(truth, settings.pseudonym_key))
+        *inputs, schedule_date, config.allocation(), truth, user_ids_by_key(truth, settings.pseudonym_key))
     comparison = value_comparison(per_user, capped)
     new = comparison.iloc[0]
     context.log.info(f"cold start: value on new ads {new['value with titles']:.1f} with titles vs "
