@@ -54,15 +54,6 @@ def _value(bid: float, bid_type: str, pctr: float, pcvr: float | None) -> float:
     return bid * pctr * pcvr if str(bid_type).lower() == "cpa" else bid * pctr
 
 
-def _creative_id(value) -> int | None:
-    """None for an ad shown with its own title; an int even where a nullable column came back as float."""
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def _creative_title(value) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
-
-
 def _reason(planned_reason: str, value: float, planned_value: float, fresh_events: int, top_features: str) -> str:
     why = str(planned_reason).split("; top features:")[0]
     if fresh_events:
@@ -147,7 +138,6 @@ def rerank(snapshot: Snapshot, user_key: str, history: UserHistory, fresh_events
                   top_features=top_features[rank - 1], why=why[rank - 1], propensity=POLICY_PROPENSITY,
                   # The creative the schedule's Thompson draw picked for this planned impression (ml/creatives),
                   # and its probability: post it back as the impression's creative_id / creative_propensity.
-                  creative_id=_creative_id(rows["creative_id"][row]),
-                  creative_title=_creative_title(rows["creative_title"][row]),
+                  creative_id=rows["creative_id"][row], creative_title=rows["creative_title"][row],
                   creative_probability=_number(rows["creative_probability"][row]))
     return Ranking(ranked[:k], fresh_events, used_up, as_of, rescored)

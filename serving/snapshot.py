@@ -81,6 +81,14 @@ def _encoder_version(run_id: str) -> str:
     return str(found[0].version) if found else run_id
 
 
+def _as_array(column: pd.Series) -> np.ndarray:
+    """A column as numpy; nullable ones (creative_id is Int64, titles are strings) as Python objects
+    with None for missing, since their own to_numpy() turns an Int64 with gaps into floats."""
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return column.to_numpy(dtype=object, na_value=None)
+    return column.to_numpy()
+
+
 def index_by_user(frame: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, dict[str, slice]]:
     """`frame` sorted by `order` (user_key first) and each user's rows, so a request slices instead of scanning."""
     frame = frame.sort_values(order, kind="stable", ignore_index=True)
@@ -195,7 +203,7 @@ class Snapshot:
         than the request's scoring)."""
         columns = ["ad_id", "campaign_id", "hour", "slot", "bid", "bid_type", "pctr", "pcvr", "expected_value", "reason",
                    "why", *CREATIVE_COLUMNS]  # missing from older schedules (before words, before creatives): None
-        return {column: self.schedule[column].to_numpy() if column in self.schedule
+        return {column: _as_array(self.schedule[column]) if column in self.schedule
                 else np.full(len(self.schedule), None, dtype=object) for column in columns}
 
     def user_key_of(self, user: str, key: str) -> str:

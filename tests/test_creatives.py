@@ -249,16 +249,16 @@ def _catalog() -> pd.DataFrame:
 
 
 def test_assign_creatives_draws_one_of_the_ads_creatives_with_its_probability():
-    from ml.creatives.assign import assign_creatives
+    from ml.creatives.assign import CreativeInputs, assign_creatives
 
     catalog = _catalog()
     stats = pd.DataFrame({"ad_id": [10, 10], "segment": ["25-34", "25-34"], "creative_id": [700, 701],
                           "impressions": [400, 400], "clicks": [40, 4]})
-    selector = ThompsonSelector(stats, catalog[["ad_id", "creative_id"]])
     rows = pd.DataFrame({"user_key": ["a", "b", "a", "c"], "ad_id": [10, 10, 12, 11]})
     segments = pd.DataFrame({"user_key": ["a", "b"], "segment": ["25-34", "55+"]})
+    creatives = CreativeInputs(stats, catalog, segments)
 
-    out = assign_creatives(rows, selector, catalog, segments, np.random.default_rng(1))
+    out = assign_creatives(rows, creatives, np.random.default_rng(1))
 
     assert out.loc[0, "creative_id"] == 700  # 10% vs 1% CTR on 400 impressions each: certain in 25-34
     assert out.loc[0, "creative_title"] == "ten | shop now"
@@ -267,7 +267,7 @@ def test_assign_creatives_draws_one_of_the_ads_creatives_with_its_probability():
     assert pd.isna(out.loc[2, "creative_id"]) and pd.isna(out.loc[2, "creative_title"])  # ad 12 has none
     assert np.isnan(out.loc[2, "creative_probability"])
     assert out.loc[3, "creative_id"] == 702 and out.loc[3, "creative_probability"] == 1.0  # user c: 'unknown'
-    again = assign_creatives(rows, selector, catalog, segments, np.random.default_rng(1))
+    again = assign_creatives(rows, creatives, np.random.default_rng(1))
     pd.testing.assert_frame_equal(out, again)
 
 
@@ -328,15 +328,15 @@ def test_a_segment_with_little_data_borrows_the_creatives_rates_elsewhere():
 
 
 def test_assigned_creatives_do_not_depend_on_the_rows_physical_order():
-    from ml.creatives.assign import assign_creatives
+    from ml.creatives.assign import CreativeInputs, assign_creatives
 
     catalog = _catalog()
-    selector = ThompsonSelector(pd.DataFrame(columns=CREATIVE_STATS_COLUMNS), catalog[["ad_id", "creative_id"]])
     rows = pd.DataFrame({"user_key": [f"u{i % 37}" for i in range(200)], "ad_id": 10, "hour": np.arange(200) % 24,
                          "slot": np.arange(200) % 4 + 1})
     segments = pd.DataFrame({"user_key": [f"u{i}" for i in range(37)], "segment": "25-34"})
-    first = assign_creatives(rows, selector, catalog, segments, np.random.default_rng(5))
+    creatives = CreativeInputs(pd.DataFrame(columns=CREATIVE_STATS_COLUMNS), catalog, segments)
+    first = assign_creatives(rows, creatives, np.random.default_rng(5))
     shuffled = rows.sample(frac=1.0, random_state=3)
-    second = assign_creatives(shuffled, selector, catalog, segments, np.random.default_rng(5)).loc[rows.index]
+    second = assign_creatives(shuffled, creatives, np.random.default_rng(5)).loc[rows.index]
     pd.testing.assert_frame_equal(first, second)
     assert first["creative_id"].nunique() == 2  # tied creatives: both drawn

@@ -39,30 +39,29 @@ class CreativeInputs:
         return ThompsonSelector(self.stats, self.catalog[["ad_id", "creative_id"]])
 
 
-def draw_seed(day: dt.date, salt: int = 0) -> list[int]:
+def draw_seed(day: dt.date) -> int:
     """Seed of one day's draws: a rerun of the same day picks the same creatives."""
-    return [day.toordinal(), salt]
+    return day.toordinal()
 
 
-def assign_creatives(rows: pd.DataFrame, selector: ThompsonSelector, catalog: pd.DataFrame,
-                     segments: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def assign_creatives(rows: pd.DataFrame, creatives: CreativeInputs, rng: np.random.Generator) -> pd.DataFrame:
     """`rows` (user_key, ad_id, ...) with creative_id, creative_title, creative_probability appended.
 
     Ads without creatives keep their own title: creative_id, creative_title and creative_probability
-    are null on those rows (the contract's empty creative_id). `segments`: user_key, segment.
+    are null on those rows (the contract's empty creative_id).
     """
     if rows.empty:
         return rows.assign(creative_id=pd.Series(dtype="Int64"), creative_title=pd.Series(dtype=object),
                            creative_probability=pd.Series(dtype=float))
     # Draws in a canonical row order, so the same rows in any physical order get the same creatives.
     order = rows.sort_values([c for c in CANONICAL_ORDER if c in rows.columns], kind="stable").index
-    segment = (rows.loc[order, ["user_key"]].merge(segments[["user_key", "segment"]].drop_duplicates("user_key"),
+    segment = (rows.loc[order, ["user_key"]].merge(creatives.segments[["user_key", "segment"]].drop_duplicates("user_key"),
                                                    on="user_key", how="left")["segment"]
                .fillna(UNKNOWN_SEGMENT).to_numpy(object))
-    drawn = selector.choose(rows.loc[order, "ad_id"].to_numpy(), segment, rng)
+    drawn = creatives.selector().choose(rows.loc[order, "ad_id"].to_numpy(), segment, rng)
     picks = drawn.set_axis(order).reindex(rows.index)
     creative = pd.array(picks["creative_id"].to_numpy(object), dtype="Int64")
-    titles = dict(zip(catalog["creative_id"].tolist(), catalog["title"].tolist()))
+    titles = dict(zip(creatives.catalog["creative_id"].tolist(), creatives.catalog["title"].tolist()))
     has_creative = ~pd.isna(creative)
     return rows.assign(
         creative_id=creative,

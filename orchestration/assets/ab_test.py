@@ -46,12 +46,13 @@ def schedule_positions(truth: GroundTruth, key: str, schedule: pd.DataFrame) -> 
 
 
 def scheduled_creatives(schedule: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-    """The creative each schedule row drew, as simulator positions (-1: none), and its probability."""
+    """The creative each schedule row drew, as simulator positions (-1: none), and its probability
+    (NaN where none: only drawn rows' probabilities are read)."""
     if "creative_id" not in schedule:  # a schedule made before creatives
         return None
     creative = schedule["creative_id"].astype("Int64")
     positions = (creative - World.ids("creative", 0)).fillna(-1).to_numpy(np.int64)
-    return positions, schedule["creative_probability"].fillna(1.0).to_numpy(float)
+    return positions, schedule["creative_probability"].to_numpy(float, na_value=np.nan)
 
 
 def predicted_lift(conn, schedule_date: dt.date) -> dict | None:

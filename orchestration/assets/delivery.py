@@ -234,8 +234,7 @@ def daily_ad_schedule(context: dg.AssetExecutionContext, config: ScheduleConfig,
     violations = validate_schedule(schedule, campaigns, allocation_config, result.pacing_plan, candidates)
     with platform.warehouse(read_only=True) as conn:
         creatives = CreativeInputs.read(conn)
-    schedule = assign_creatives(schedule, creatives.selector(), creatives.catalog, creatives.segments,
-                                np.random.default_rng(draw_seed(schedule_date)))
+    schedule = assign_creatives(schedule, creatives, np.random.default_rng(draw_seed(schedule_date)))
 
     export_dir = settings.data_root / "schedules" / f"date={schedule_date}"
     export_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,64 @@
+"""Validation-only sweep of our next-item recipe on MovieLens-100k (how the recipe was chosen).
+
+Trains ours to early stopping (patience 10) for each seed with one recipe change and prints the
+validation NDCG@10 per seed and their mean. It never ranks the test items: the recipe is chosen on
+validation only, and `encoder_movielens.py --convergence` computes the test numbers once, after.
+
+    .venv/bin/python benchmarks/encoder_recipe_sweep.py --decay-epochs 60
+    .venv/bin/python benchmarks/encoder_recipe_sweep.py --max-len 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from encoder_movielens import MAX_LEN, leave_one_out_split  # noqa: E402
+from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
+from ml.encoder import EncoderConfig  # noqa: E402
+from ml.encoder.next_item import (  # noqa: E402
+    NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, fit_next_item,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 2020, 2021, ...")
+    parser.add_argument("--max-len", type=int, default=MAX_LEN, help="history length our encoder sees")
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--decay-epochs", type=float, default=NEXT_ITEM_DECAY_EPOCHS)
+    parser.add_argument("--decay-shape", choices=["cosine", "linear"], default="cosine")
+    parser.add_argument("--attn-dropout", type=float, default=0.0)
+    parser.add_argument("--max-epochs", type=int, default=300)
+    args = parser.parse_args()
+
+    split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len)
+    runs = []
+    for seed in range(2020, 2020 + args.seeds):
+        config = EncoderConfig(max_len=args.max_len, d_model=args.d_model, n_heads=2, n_layers=2,
+                               dropout=NEXT_ITEM_DROPOUT, batch_size=256, lr=NEXT_ITEM_LR,
+                               max_epochs=args.max_epochs, patience=10, seed=seed, device="auto")
+        started = time.perf_counter()
+        _, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
+                                  config, progress=False, decay_epochs=args.decay_epochs,
+                                  decay_shape=args.decay_shape, attn_dropout=args.attn_dropout)
+        runs.append({"seed": seed, "val_ndcg@10": round(result.best_score, 4), "best_epoch": result.best_epoch,
+                     "epochs": result.epochs_run, "train_s_per_epoch": round(result.train_seconds / result.epochs_run, 1),
+                     "wall_s": round(time.perf_counter() - started)})
+        print(json.dumps(runs[-1]), flush=True)
+    recipe = {key: value for key, value in vars(args).items() if key not in ("seeds", "max_epochs")}
+    scores = [run["val_ndcg@10"] for run in runs]
+    print(f"recipe {json.dumps(recipe)}: validation NDCG@10 "
+          f"{' / '.join(f'{score:.4f}' for score in scores)}, mean {np.mean(scores):.4f}")
+
+
+if __name__ == "__main__":
+    main()
