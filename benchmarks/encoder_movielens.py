@@ -48,13 +48,18 @@ RECBOLE_PROTOCOL = {
     "eval_batch_size": 4096, "metric_decimal_place": 4,
 }
 
-# Runs inside the RecBole venv; times only the training part of each epoch.
+# Runs inside the RecBole venv; times only the training part of each epoch. With a progress stem
+# (argv[3]) it saves its whole state after every epoch (model, optimizer, early-stopping counters,
+# every random stream, the loader's shuffle generator) and resumes from it: a run to convergence
+# takes longer than one sitting here, and a resumed run continues the same sequence of epochs.
 RECBOLE_RUNNER = textwrap.dedent("""
-    import json, sys, time
+    import json, os, random, sys, time
+    import numpy as np, torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed, get_model, get_trainer
     model_name, config_json = sys.argv[1], sys.argv[2]
+    stem = sys.argv[3] if len(sys.argv) > 3 else None
     config = Config(model=model_name, dataset="ml-100k", config_dict=json.loads(config_json))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -62,24 +67,52 @@ RECBOLE_RUNNER = textwrap.dedent("""
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    epoch_seconds, train_epoch = [], trainer._train_epoch
+    log = {"epoch_seconds": [], "valid_ndcg@10_per_epoch": []}
+    stopped = False
+    if stem:
+        trainer.saved_model_file = stem + ".best.pth"
+        if os.path.exists(stem + ".progress.pth"):
+            saved = torch.load(stem + ".progress.pth", weights_only=False)
+            model.load_state_dict(saved["model"])
+            trainer.optimizer.load_state_dict(saved["optimizer"])
+            trainer.start_epoch, trainer.cur_step = saved["epoch"] + 1, saved["cur_step"]
+            trainer.best_valid_score, trainer.best_valid_result = saved["best_valid_score"], saved["best_valid_result"]
+            torch.set_rng_state(saved["torch_rng"])
+            np.random.set_state(saved["numpy_rng"])
+            random.setstate(saved["python_rng"])
+            train_data.generator.set_state(saved["loader_rng"])
+            log = saved["log"]
+            stopped = trainer.cur_step > trainer.stopping_step  # killed between its last epoch and the test
+    train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
     def timed_train_epoch(*args, **kwargs):
         started = time.perf_counter()
         result = train_epoch(*args, **kwargs)
-        epoch_seconds.append(time.perf_counter() - started)
+        log["epoch_seconds"].append(time.perf_counter() - started)
         return result
-    trainer._train_epoch = timed_train_epoch
-    valid_scores, valid_epoch = [], trainer._valid_epoch
     def recorded_valid_epoch(*args, **kwargs):
         score, result = valid_epoch(*args, **kwargs)
-        valid_scores.append(float(score))
+        log["valid_ndcg@10_per_epoch"].append(float(score))
         return score, result
-    trainer._valid_epoch = recorded_valid_epoch
-    best_valid_score, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    def save_progress(epoch, valid_score):
+        if not stem:
+            return
+        state = {"epoch": epoch, "cur_step": trainer.cur_step, "best_valid_score": trainer.best_valid_score,
+                 "best_valid_result": trainer.best_valid_result, "model": model.state_dict(),
+                 "optimizer": trainer.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                 "loader_rng": train_data.generator.get_state(), "log": log}
+        torch.save(state, stem + ".progress.tmp")
+        os.replace(stem + ".progress.tmp", stem + ".progress.pth")
+        with open(stem + ".log", "a") as progress_log:
+            progress_log.write(f"epoch {epoch + 1}: valid NDCG@10 {valid_score:.4f}, train "
+                               f"{log['epoch_seconds'][-1]:.0f} s, best {trainer.best_valid_score:.4f}\\n")
+    trainer._train_epoch, trainer._valid_epoch = timed_train_epoch, recorded_valid_epoch
+    if not stopped:
+        trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=save_progress)
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     print("RESULT " + json.dumps({
-        "model": model_name, "train_sequences": len(train_data._dataset), "epoch_seconds": epoch_seconds,
-        "valid_ndcg@10_per_epoch": valid_scores, "best_valid_ndcg@10": best_valid_score,
+        "model": model_name, "train_sequences": len(train_data._dataset), **log,
+        "best_valid_ndcg@10": float(trainer.best_valid_score),
         "test_hit@10": float(test["hit@10"]), "test_ndcg@10": float(test["ndcg@10"])}))
 """)
 
@@ -146,14 +179,18 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
             "device": str(device_choice.device), "precision": device_choice.precision, "history": result.history}
 
 
-def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RECBOLE_PROTOCOL["seed"]) -> dict:
+def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RECBOLE_PROTOCOL["seed"],
+                progress_stem: Path | None = None) -> dict:
+    """One RecBole run; with `progress_stem` it keeps its state in <stem>.progress.pth after every
+    epoch (and a line per epoch in <stem>.log) and resumes from there when started again."""
     with tempfile.TemporaryDirectory() as workdir:
         config = {**RECBOLE_PROTOCOL, "epochs": epochs, "seed": seed, "checkpoint_dir": str(Path(workdir) / "saved")}
         runner = Path(workdir) / "run_recbole.py"
         runner.write_text(RECBOLE_RUNNER)
         # RecBole's own checkpoints pickle its config, which torch>=2.6 refuses to load by default.
         env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
-        completed = subprocess.run([str(bench_python), str(runner), model_name, json.dumps(config)],
+        command = [str(bench_python), str(runner), model_name, json.dumps(config)]
+        completed = subprocess.run(command + ([str(progress_stem.resolve())] if progress_stem else []),
                                    capture_output=True, text=True, env=env, cwd=workdir)
     result_lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not result_lines:
@@ -176,10 +213,18 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, cache
     if cache.exists():
         row = json.loads(cache.read_text())
         return {**row, "model": f"{row['model']} (cached run of {row['measured_at']})"}
-    row = run_recbole(model_name, max_epochs, bench_python, seed=seed)
-    row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
+    # Interrupted runs resume from their last epoch: one run outlasts a working session here.
+    stem = cache.with_suffix("")
     cache.parent.mkdir(parents=True, exist_ok=True)
+    progress = stem.with_suffix(".log")
+    if progress.exists():
+        print(f"{model_name} seed {seed}: resuming after {progress.read_text().splitlines()[-1]}", flush=True)
+    print(f"{model_name} seed {seed} to convergence: an epoch a line in {progress}", flush=True)
+    row = run_recbole(model_name, max_epochs, bench_python, seed=seed, progress_stem=stem)
+    row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
     cache.write_text(json.dumps(row, indent=2))
+    for leftover in (".progress.pth", ".best.pth"):
+        stem.with_suffix(leftover).unlink(missing_ok=True)
     return row
 
 
@@ -236,14 +281,15 @@ def main() -> None:
                              "--convergence, compare from the cache; the pairs/s ratio then comes from the cached runs")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
     parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
-    parser.add_argument("--fill-sasrec-cache", type=int, default=0, metavar="SEEDS",
-                        help="only run SASRec to convergence for this many seeds (2020, 2021, ...) into the cache")
+    parser.add_argument("--fill-sasrec-cache", type=int, nargs="+", default=[], metavar="SEED",
+                        help="only run SASRec to convergence for these seeds into the cache (resuming an "
+                             "interrupted run); one process per seed runs them side by side")
     args = parser.parse_args()
     cache_dir = args.output.parent / "recbole_convergence"
     bench_python = args.bench_venv / "bin" / "python"
     if args.fill_sasrec_cache:
-        for i in range(args.fill_sasrec_cache):
-            print(json.dumps(recbole_at_convergence("SASRec", bench_python, 2020 + i, cache_dir)), flush=True)
+        for seed in args.fill_sasrec_cache:
+            print(json.dumps(recbole_at_convergence("SASRec", bench_python, seed, cache_dir)), flush=True)
         return
 
     split = leave_one_out_split(load_ml100k_interactions(), stride=args.stride)
