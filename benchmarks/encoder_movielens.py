@@ -205,11 +205,15 @@ def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RE
             "train_seconds_per_epoch": seconds, "train_sequences_per_second": raw["train_sequences"] / seconds}
 
 
+def convergence_cache(cache_dir: Path, model_name: str, seed: int) -> Path:
+    return cache_dir / f"{model_name.lower()}_convergence_seed{seed}.json"
+
+
 def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, cache_dir: Path,
                            max_epochs: int = 300) -> dict:
     """RecBole run to early stopping (the protocol's patience 10), cached under `cache_dir` per model and
     seed: one SASRec run to convergence takes about an hour here. A row read back is marked as cached."""
-    cache = cache_dir / f"{model_name.lower()}_convergence_seed{seed}.json"
+    cache = convergence_cache(cache_dir, model_name, seed)
     if cache.exists():
         row = json.loads(cache.read_text())
         return {**row, "model": f"{row['model']} (cached run of {row['measured_at']})"}
@@ -281,6 +285,9 @@ def main() -> None:
                              "--convergence, compare from the cache; the pairs/s ratio then comes from the cached runs")
     parser.add_argument("--bench-venv", type=Path, default=Settings.from_env().data_root / "bench-venv")
     parser.add_argument("--output", type=Path, default=Settings.from_env().data_root / "bench" / "encoder_movielens.json")
+    parser.add_argument("--cached-sasrec-only", action="store_true",
+                        help="with --convergence, compare against the cached SASRec seeds only (no new SASRec run); "
+                             "the comparison line needs every seed")
     parser.add_argument("--fill-sasrec-cache", type=int, nargs="+", default=[], metavar="SEED",
                         help="only run SASRec to convergence for these seeds into the cache (resuming an "
                              "interrupted run); one process per seed runs them side by side")
@@ -335,6 +342,7 @@ def main() -> None:
                      "setting": f"SASRec's {budget_seconds:.0f} s of training"})
         show(rows[-1:])
 
+    uncached_seeds = []
     if args.convergence:
         seeds = [2020 + i for i in range(args.convergence_seeds)]
         setting = f"convergence (patience 10, max {args.max_convergence_epochs} epochs)"
@@ -348,13 +356,17 @@ def main() -> None:
         show(rows[-1:])
         sasrec_runs = []
         for seed in seeds:
+            if args.cached_sasrec_only and not convergence_cache(cache_dir, "SASRec", seed).exists():
+                uncached_seeds.append(seed)
+                continue
             run = recbole_at_convergence("SASRec", bench_python, seed, cache_dir, args.max_convergence_epochs)
             sasrec_runs.append({**run, "model": f"{run['model']}, seed {seed}", "setting": setting})
             show(sasrec_runs[-1:])
         rows += sasrec_runs
-        means["SASRec convergence"] = {**mean_of_seeds(sasrec_runs, "RecBole SASRec"), "setting": setting}
-        rows.append(means["SASRec convergence"])
-        show(rows[-1:])
+        if sasrec_runs:
+            means["SASRec convergence"] = {**mean_of_seeds(sasrec_runs, "RecBole SASRec"), "setting": setting}
+            rows.append(means["SASRec convergence"])
+            show(rows[-1:])
 
     print("\n" + markdown_table(rows))
     ours = rows[0]
@@ -368,7 +380,10 @@ def main() -> None:
                   f"vs SASRec {means['SASRec']['test_ndcg@10']:.4f}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=2, default=str))
-    if args.convergence:
+    if uncached_seeds:
+        print(f"SASRec at convergence: seeds {uncached_seeds} not cached yet (fill them with --fill-sasrec-cache "
+              f"{' '.join(map(str, uncached_seeds))}): no comparison line")
+    elif args.convergence:
         # The ratio is taken in this invocation (equal-epochs rows, same machine load for both);
         # without SASRec's equal-epochs row, from the cached convergence runs (timed under other load).
         reference = sasrec or means["SASRec convergence"]
