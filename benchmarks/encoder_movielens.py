@@ -30,7 +30,7 @@ from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.device import resolve_device  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    DEFAULT_LOGIT_SCALE, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
+    DEFAULT_LOGIT_SCALE, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
 )
 from ml.settings import Settings  # noqa: E402
 
@@ -161,7 +161,7 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
              lr: float = NEXT_ITEM_LR, logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020,
              **recipe) -> dict:
     """Ours on `split`; `recipe`: further fit_next_item options (its defaults otherwise)."""
-    config = EncoderConfig(max_len=MAX_LEN, d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
+    config = EncoderConfig(max_len=split.valid_histories.shape[1], d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
                            lr=lr, max_epochs=epochs, patience=patience or epochs, seed=seed, device="auto")
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=progress, logit_scale=logit_scale, **recipe)
@@ -263,8 +263,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epoch budget for every model")
     parser.add_argument("--recbole-models", default="SASRec,GRU4Rec", help="comma list; empty to skip RecBole")
     parser.add_argument("--dropout", type=float, default=NEXT_ITEM_DROPOUT, help="dropout of our encoder")
+    parser.add_argument("--max-len", type=int, default=NEXT_ITEM_MAX_LEN,
+                        help=f"history length our encoder sees (RecBole's: {MAX_LEN}, the protocol's)")
     parser.add_argument("--stride", type=int, default=None,
-                        help="causal window stride for ours (default max_len // 2: 25 items of guaranteed context)")
+                        help="causal window stride for ours (default max-len // 2 items of guaranteed context)")
     parser.add_argument("--lr", type=float, default=NEXT_ITEM_LR,
                         help="peak Adam learning rate of our encoder (RecBole's: 1e-3)")
     parser.add_argument("--logit-scale", type=float, default=DEFAULT_LOGIT_SCALE,
@@ -299,7 +301,7 @@ def main() -> None:
             print(json.dumps(recbole_at_convergence("SASRec", bench_python, seed, cache_dir)), flush=True)
         return
 
-    split = leave_one_out_split(load_ml100k_interactions(), stride=args.stride)
+    split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len, stride=args.stride)
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
           f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)

@@ -21,18 +21,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from encoder_movielens import MAX_LEN, leave_one_out_split  # noqa: E402
+from encoder_movielens import leave_one_out_split  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, fit_next_item,
+    NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, fit_next_item,
 )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 2020, 2021, ...")
-    parser.add_argument("--max-len", type=int, default=MAX_LEN, help="history length our encoder sees")
+    parser.add_argument("--max-len", type=int, default=NEXT_ITEM_MAX_LEN, help="history length our encoder sees")
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--decay-epochs", type=float, default=NEXT_ITEM_DECAY_EPOCHS)
     parser.add_argument("--decay-shape", choices=["cosine", "linear"], default="cosine")
