@@ -30,7 +30,8 @@ from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.device import resolve_device  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    DEFAULT_LOGIT_SCALE, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, TrainingWindows, fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
+    DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, TrainingWindows,
+    fit_next_item, hit_and_ndcg_at_k, rank_targets, training_windows,
 )
 from ml.settings import Settings  # noqa: E402
 
@@ -161,8 +162,9 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
              lr: float = NEXT_ITEM_LR, logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020,
              **recipe) -> dict:
     """Ours on `split`; `recipe`: further fit_next_item options (its defaults otherwise)."""
-    config = EncoderConfig(max_len=split.valid_histories.shape[1], d_model=64, n_heads=2, n_layers=2, dropout=dropout, batch_size=256,
-                           lr=lr, max_epochs=epochs, patience=patience or epochs, seed=seed, device="auto")
+    config = EncoderConfig(max_len=split.valid_histories.shape[1], d_model=NEXT_ITEM_D_MODEL, n_heads=2, n_layers=2,
+                           dropout=dropout, batch_size=256, lr=lr, max_epochs=epochs, patience=patience or epochs,
+                           seed=seed, device="auto")
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=progress, logit_scale=logit_scale, **recipe)
     device_choice = resolve_device(config.device, config.precision)

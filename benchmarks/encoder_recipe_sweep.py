@@ -25,7 +25,7 @@ from encoder_movielens import leave_one_out_split  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, fit_next_item,
+    NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, fit_next_item,
 )
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 2020, 2021, ...")
     parser.add_argument("--max-len", type=int, default=NEXT_ITEM_MAX_LEN, help="history length our encoder sees")
-    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--d-model", type=int, default=NEXT_ITEM_D_MODEL, help="embedding width")
     parser.add_argument("--decay-epochs", type=float, default=NEXT_ITEM_DECAY_EPOCHS)
     parser.add_argument("--decay-shape", choices=["cosine", "linear"], default="cosine")
     parser.add_argument("--attn-dropout", type=float, default=0.0)

@@ -141,6 +141,7 @@ DEFAULT_LOGIT_SCALE = 2.0
 NEXT_ITEM_DROPOUT = 0.5  # SASRec's; 0.2 overfit: validation peaked at epoch 13 (0.0645), 0.5 kept rising
 NEXT_ITEM_LR = 3e-3  # peak of the schedule below
 NEXT_ITEM_MAX_LEN = 50  # history length; RecBole's protocol gives SASRec 50
+NEXT_ITEM_D_MODEL = 64  # embedding width; RecBole's protocol gives SASRec 64
 # Warm up over the first epoch, then cosine-decay to 2% over 60 epochs: with SASRec's constant 1e-3
 # the validation curve wandered by +-0.004 per epoch and peaked at 0.0698 (epoch 39, seed 2020);
 # 3e-3 decayed settles higher, sooner (0.0732, epoch 24). Over 3 seeds, decays of 20/25/30/40/60/80
