@@ -157,14 +157,20 @@ def leave_one_out_split(interactions, max_len: int = MAX_LEN, stride: int | None
     )
 
 
+def ours_config(split: LeaveOneOutSplit, epochs: int, patience: int, seed: int, dropout: float = NEXT_ITEM_DROPOUT,
+                lr: float = NEXT_ITEM_LR, d_model: int = NEXT_ITEM_D_MODEL) -> EncoderConfig:
+    """Our encoder's size and training on ml-100k: RecBole's layers, heads and batch; the split's history length."""
+    return EncoderConfig(max_len=split.valid_histories.shape[1], d_model=d_model, n_heads=2, n_layers=2,
+                         dropout=dropout, batch_size=256, lr=lr, max_epochs=epochs, patience=patience, seed=seed,
+                         device="auto")
+
+
 def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DROPOUT,
              label: str = "InterestEncoder (ours)", patience: int | None = None, progress: bool = True,
              lr: float = NEXT_ITEM_LR, logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020,
              **recipe) -> dict:
     """Ours on `split`; `recipe`: further fit_next_item options (its defaults otherwise)."""
-    config = EncoderConfig(max_len=split.valid_histories.shape[1], d_model=NEXT_ITEM_D_MODEL, n_heads=2, n_layers=2,
-                           dropout=dropout, batch_size=256, lr=lr, max_epochs=epochs, patience=patience or epochs,
-                           seed=seed, device="auto")
+    config = ours_config(split, epochs, patience or epochs, seed, dropout=dropout, lr=lr)
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=progress, logit_scale=logit_scale, **recipe)
     device_choice = resolve_device(config.device, config.precision)

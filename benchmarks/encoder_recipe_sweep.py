@@ -21,11 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from encoder_movielens import leave_one_out_split  # noqa: E402
+from encoder_movielens import leave_one_out_split, ours_config  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
-from ml.encoder import EncoderConfig  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LR, NEXT_ITEM_MAX_LEN, fit_next_item,
+    NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_MAX_LEN, fit_next_item,
 )
 
 
@@ -43,9 +42,7 @@ def main() -> None:
     split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len)
     runs = []
     for seed in range(2020, 2020 + args.seeds):
-        config = EncoderConfig(max_len=args.max_len, d_model=args.d_model, n_heads=2, n_layers=2,
-                               dropout=NEXT_ITEM_DROPOUT, batch_size=256, lr=NEXT_ITEM_LR,
-                               max_epochs=args.max_epochs, patience=10, seed=seed, device="auto")
+        config = ours_config(split, args.max_epochs, patience=10, seed=seed, d_model=args.d_model)
         started = time.perf_counter()
         _, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=False, decay_epochs=args.decay_epochs,
