@@ -48,6 +48,11 @@ class Settings:
         return self.data_root / "ground_truth"
 
     @property
+    def has_ground_truth(self) -> bool:
+        """Is the data the simulator's (its world saved beside the logs), so answers can be checked?"""
+        return (self.ground_truth_dir / "world.npz").exists()
+
+    @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.data_root / "mlflow" / "artifacts"
 

@@ -113,10 +113,6 @@ def ranker_report_lines(settings: Settings, latest_day: dt.date) -> list[str]:
     return ["  " + line for line in report.to_string(index=False).splitlines()]
 
 
-def has_ground_truth(settings: Settings) -> bool:
-    return (settings.ground_truth_dir / "world.npz").exists()
-
-
 def off_policy_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
     try:
         logged, with_propensity = conn.execute(
@@ -251,7 +247,7 @@ def print_summary(settings: Settings, latest_day: dt.date, n_days: int, wall_sec
         print("-" * 72)
         for line in ab_test:
             print(line)
-    if has_ground_truth(settings):
+    if settings.has_ground_truth:
         print("-" * 72 + "\nSchedule value under the simulator's ground truth:")
         for line in evaluation_lines(settings):
             print(line)

@@ -50,7 +50,7 @@ def creative_report_asset(context: dg.AssetExecutionContext, platform: PlatformR
             "selector_minus_logged_95": _interval(estimate.lift_interval),
         })
     learned = inputs.selector()
-    if not (settings.ground_truth_dir / "world.npz").exists() or replay.empty:
+    if not settings.has_ground_truth or replay.empty:
         metadata["learned_ctr"] = dg.MetadataValue.md(learned.posterior_means().head(40).round(5).to_markdown(index=False))
         return dg.MaterializeResult(metadata=metadata)
 

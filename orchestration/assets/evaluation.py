@@ -30,7 +30,7 @@ from orchestration.resources import PlatformResource
 def policy_evaluation(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
     settings = platform.settings
     schedule_date = schedule_date_of(context)
-    if not (settings.ground_truth_dir / "world.npz").exists():
+    if not settings.has_ground_truth:
         return dg.MaterializeResult(metadata={"status": "no ground truth (real data): nothing to compare against"})
     with platform.warehouse(read_only=True) as conn:
         schedule = conn.execute("select * from ml.daily_ad_schedule where schedule_date = ?", [schedule_date]).df()
@@ -93,7 +93,7 @@ def read_cold_start_inputs(conn, schedule_date: dt.date) -> ColdStartInputs | st
 def cold_start_value(context: dg.AssetExecutionContext, config: ScheduleConfig, platform: PlatformResource):
     settings = platform.settings
     schedule_date = schedule_date_of(context)
-    if not (settings.ground_truth_dir / "world.npz").exists():
+    if not settings.has_ground_truth:
         return dg.MaterializeResult(metadata={"status": "no ground truth (real data): nothing to compare against"})
     with platform.warehouse(read_only=True) as conn:
         inputs = read_cold_start_inputs(conn, schedule_date)

@@ -90,7 +90,7 @@ def policy_value_estimates(context: dg.AssetExecutionContext, config: ScheduleCo
                                                           end_of_partition(context))
         schedules["challengers"] = allocation.schedule
 
-    truth = GroundTruth.load(settings.ground_truth_dir) if (settings.ground_truth_dir / "world.npz").exists() else None
+    truth = GroundTruth.load(settings.ground_truth_dir) if settings.has_ground_truth else None
     tables, rounds_by_policy = [], {}
     for policy, schedule in schedules.items():
         ad_campaigns = scored[policy].drop_duplicates("ad_id").set_index("ad_id")["campaign_id"]
