@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,28 +214,37 @@ def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RE
             "train_seconds_per_epoch": seconds, "train_sequences_per_second": raw["train_sequences"] / seconds}
 
 
+# Finished convergence runs are kept in the repository (numbers only, no data): one SASRec seed
+# takes over an hour of this machine, and a fresh checkout has an empty data root.
+CONVERGENCE_RESULTS = Path(__file__).parent / "results"
+
+
 def convergence_cache(cache_dir: Path, model_name: str, seed: int) -> Path:
     return cache_dir / f"{model_name.lower()}_convergence_seed{seed}.json"
 
 
-def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, cache_dir: Path,
-                           max_epochs: int = 300) -> dict:
-    """RecBole run to early stopping (the protocol's patience 10), cached under `cache_dir` per model and
-    seed: one SASRec run to convergence takes about an hour here. A row read back is marked as cached."""
+def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, progress_dir: Path,
+                           max_epochs: int = 300, cache_dir: Path = CONVERGENCE_RESULTS) -> dict:
+    """RecBole run to early stopping (the protocol's patience 10), cached in `cache_dir` per model and
+    seed: one SASRec run to convergence takes over an hour here. A row read back is marked as cached.
+    An unfinished run keeps its state in `progress_dir` and resumes from its last epoch."""
     cache = convergence_cache(cache_dir, model_name, seed)
     if cache.exists():
         row = json.loads(cache.read_text())
         return {**row, "model": f"{row['model']} (cached run of {row['measured_at']})"}
-    # Interrupted runs resume from their last epoch: one run outlasts a working session here.
-    stem = cache.with_suffix("")
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    stem = convergence_cache(progress_dir, model_name, seed).with_suffix("")
+    progress_dir.mkdir(parents=True, exist_ok=True)
     progress = stem.with_suffix(".log")
     if progress.exists():
         print(f"{model_name} seed {seed}: resuming after {progress.read_text().splitlines()[-1]}", flush=True)
     print(f"{model_name} seed {seed} to convergence: an epoch a line in {progress}", flush=True)
     row = run_recbole(model_name, max_epochs, bench_python, seed=seed, progress_stem=stem)
-    row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M")}
-    cache.write_text(json.dumps(row, indent=2))
+    row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+           "measured_on": f"{os.cpu_count()} CPU cores, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), "
+                          "timed beside other work (see its .log for the per-epoch times)"}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(row, indent=2) + "\n")
+    shutil.copyfile(progress, cache.with_suffix(".log"))  # validation and train time of every epoch
     for leftover in (".progress.pth", ".best.pth"):
         stem.with_suffix(leftover).unlink(missing_ok=True)
     return row
@@ -302,11 +312,11 @@ def main() -> None:
                         help="only run SASRec to convergence for these seeds into the cache (resuming an "
                              "interrupted run); one process per seed runs them side by side")
     args = parser.parse_args()
-    cache_dir = args.output.parent / "recbole_convergence"
+    progress_dir = args.output.parent / "recbole_convergence"
     bench_python = args.bench_venv / "bin" / "python"
     if args.fill_sasrec_cache:
         for seed in args.fill_sasrec_cache:
-            print(json.dumps(recbole_at_convergence("SASRec", bench_python, seed, cache_dir)), flush=True)
+            print(json.dumps(recbole_at_convergence("SASRec", bench_python, seed, progress_dir)), flush=True)
         return
 
     split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len, stride=args.stride)
@@ -366,10 +376,10 @@ def main() -> None:
         show(rows[-1:])
         sasrec_runs = []
         for seed in seeds:
-            if args.cached_sasrec_only and not convergence_cache(cache_dir, "SASRec", seed).exists():
+            if args.cached_sasrec_only and not convergence_cache(CONVERGENCE_RESULTS, "SASRec", seed).exists():
                 uncached_seeds.append(seed)
                 continue
-            run = recbole_at_convergence("SASRec", bench_python, seed, cache_dir, args.max_convergence_epochs)
+            run = recbole_at_convergence("SASRec", bench_python, seed, progress_dir, args.max_convergence_epochs)
             sasrec_runs.append({**run, "model": f"{run['model']}, seed {seed}", "setting": setting})
             show(sasrec_runs[-1:])
         rows += sasrec_runs
