@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--decay-epochs", type=float, default=NEXT_ITEM_DECAY_EPOCHS)
     parser.add_argument("--decay-shape", choices=["cosine", "linear"], default="cosine")
     parser.add_argument("--attn-dropout", type=float, default=0.0)
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="validate an exponential moving average of the weights (0 = off)")
     parser.add_argument("--max-epochs", type=int, default=300)
     args = parser.parse_args()
 
@@ -46,7 +48,8 @@ def main() -> None:
         started = time.perf_counter()
         _, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=False, decay_epochs=args.decay_epochs,
-                                  decay_shape=args.decay_shape, attn_dropout=args.attn_dropout)
+                                  decay_shape=args.decay_shape, attn_dropout=args.attn_dropout,
+                                  ema_decay=args.ema_decay)
         runs.append({"seed": seed, "val_ndcg@10": round(result.best_score, 4), "best_epoch": result.best_epoch,
                      "epochs": result.epochs_run, "train_s_per_epoch": round(result.train_seconds / result.epochs_run, 1),
                      "wall_s": round(time.perf_counter() - started)})

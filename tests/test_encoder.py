@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from ml.encoder import EncoderConfig, FittedEncoder, fit_interest_encoder
 from ml.encoder.device import resolve_device
+from ml.encoder.loop import train_with_early_stopping
 from ml.encoder.model import InterestEncoder, ModelSizes
 from ml.encoder.next_item import (
     TrainingWindows, fit_next_item, hit_and_ndcg_at_k, left_align, lr_multiplier, rank_targets, training_windows,
@@ -352,6 +353,41 @@ def test_next_item_schedule_and_regularizers_reach_training():
     for options in ({"warmup_epochs": 1}, {"decay_epochs": 1}, {"weight_decay": 0.1}, {"label_smoothing": 0.1}):
         changed = weights(**{**base, **options})
         assert torch.isfinite(changed).all() and not torch.allclose(plain, changed), options
+
+
+def test_ema_returns_the_moving_average_of_the_weights_the_plain_run_passed_through():
+    # Training is the same with or without the average (same seed, order and updates); the run with
+    # `ema_decay` returns the average of the weights after each step, which this recomputes.
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(40, 3), torch.randn(40, 1)
+    tensors = {"x": inputs, "y": targets}
+
+    def loss_fn(model, batch):
+        return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+    def run(ema_decay: float, seen: list | None = None):
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 1)
+
+        def record(step: int) -> float:  # called before each step's update: the weights so far
+            if seen is not None:
+                seen.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+            return 1.0
+
+        train_with_early_stopping(model, tensors, loss_fn, lambda m: {"score": 0.0}, "score", batch_size=8,
+                                  lr=0.05, max_epochs=1, patience=1, seed=3, device_choice=resolve_device("cpu"),
+                                  progress=False, lr_multiplier=record, ema_decay=ema_decay)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    passed_through: list[torch.Tensor] = []
+    last = run(0.0, passed_through)
+    after_each_step = passed_through[1:] + [last]  # weights after steps 1..5
+    expected = after_each_step[0]
+    for weights in after_each_step[1:]:
+        expected = 0.8 * expected + 0.2 * weights
+    averaged = run(0.8)
+    torch.testing.assert_close(averaged, expected)
+    assert not torch.allclose(averaged, last)
 
 
 def test_attention_dropout_is_off_at_evaluation():

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ml.encoder.device import DeviceChoice
@@ -55,6 +56,7 @@ def train_with_early_stopping(
     examples_per_epoch: int | None = None,
     weight_decay: float = 0.0,
     lr_multiplier: Callable[[int], float] | None = None,
+    ema_decay: float = 0.0,
 ) -> LoopResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
@@ -63,6 +65,8 @@ def train_with_early_stopping(
 
     `weight_decay` > 0 trains with AdamW (decoupled decay) instead of Adam; `lr_multiplier(step)`
     scales `lr` at each optimizer step (0-based, counted over the whole run), e.g. a warmup.
+    `ema_decay` > 0 validates (and returns) an exponential moving average of the weights, updated
+    after every step, instead of the last step's weights.
     """
     model.to(device_choice.device)
     rank, world = distributed_rank()
@@ -70,6 +74,8 @@ def train_with_early_stopping(
         model, device_ids=[device_choice.device] if device_choice.device.type == "cuda" else None)
     optimizer = (torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay > 0
                  else torch.optim.Adam(model.parameters(), lr=lr))
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay > 0 else None
+    evaluated = model if averaged is None else averaged.module
     step = 0
     n_examples = len(next(iter(train_tensors.values())))
     order_generator = torch.Generator().manual_seed(seed)  # data order depends on the seed only
@@ -95,6 +101,8 @@ def train_with_early_stopping(
                 for group in optimizer.param_groups:
                     group["lr"] = lr * lr_multiplier(step)
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             loss_sum, seen = loss_sum + float(loss.detach()) * len(rows), seen + len(rows)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
@@ -102,9 +110,9 @@ def train_with_early_stopping(
         result.train_seconds += epoch_seconds
         result.train_examples += n_examples if examples_per_epoch is None else examples_per_epoch
         result.epochs_run = epoch
-        model.eval()
+        evaluated.eval()
         with torch.no_grad():
-            val_metrics = validate(model)
+            val_metrics = validate(evaluated)
         if world > 1:  # the epoch's training loss over every process's share
             loss_sum = _summed(loss_sum, device_choice)
         result.history.append({"epoch": epoch, "train_loss": loss_sum / max(n_examples, 1),
@@ -112,7 +120,7 @@ def train_with_early_stopping(
         score = val_metrics[selection_metric]
         if score > result.best_score:
             result.best_score, result.best_epoch, epochs_without_gain = score, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(evaluated.state_dict())
         else:
             epochs_without_gain += 1
             if epochs_without_gain >= patience:
