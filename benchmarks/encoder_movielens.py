@@ -174,7 +174,7 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
     config = ours_config(split, epochs, patience or epochs, seed, dropout=dropout, lr=lr)
     model, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=progress, logit_scale=logit_scale, **recipe)
-    device_choice = resolve_device(config.device, config.precision)
+    device_choice = resolve_device(config.device, config.precision, config.compile)
     ranks = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice)
     ranks_unseen = rank_targets(model, split.test_histories, split.test_targets, split.n_items, device_choice,
                                 seen=split.test_seen)

@@ -22,6 +22,8 @@ class EncoderConfig:
     # 100k users the whole day is >1M rows, and scoring it every epoch cost more than training.
     max_validation_examples: int | None = None
     precision: str = "auto"  # 'auto' -> bf16 autocast on CUDA, fp32 on CPU; 'fp32' or 'bf16' to force
+    # 'auto' -> torch.compile (inductor) of the training loss on CUDA only; 'off'; or a backend name to force it
+    compile: str = "auto"
     # Hashed vocab sizes: ids are hashed into buckets so unseen items/ads still get an embedding.
     item_buckets: int = 1 << 16
     category_buckets: int = 1 << 12

@@ -1,5 +1,5 @@
 """The training loop shared by click training and next-item training: seeded order, Adam,
-autocast, per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch.
+autocast (and torch.compile of the loss where it helps), per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch.
 
 Under torch.distributed (`torchrun`, ml/encoder/distributed.py) the same loop trains data-parallel:
 the model is wrapped in DistributedDataParallel, every process draws the same seeded order and takes
@@ -76,6 +76,7 @@ def train_with_early_stopping(
                  else torch.optim.Adam(model.parameters(), lr=lr))
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay > 0 else None
     evaluated = model if averaged is None else averaged.module
+    training_loss = device_choice.compiled(loss_fn)  # torch.compile'd on CUDA by default
     step = 0
     n_examples = len(next(iter(train_tensors.values())))
     order_generator = torch.Generator().manual_seed(seed)  # data order depends on the seed only
@@ -94,7 +95,7 @@ def train_with_early_stopping(
                 rows = rows[rank::world]
             batch = {name: device_choice.to_device(values[rows]) for name, values in train_tensors.items()}
             with device_choice.autocast():
-                loss = loss_fn(trained, batch)
+                loss = training_loss(trained, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if lr_multiplier is not None:

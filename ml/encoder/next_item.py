@@ -184,7 +184,7 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
     better, 0.0719 vs 0.0732) and `attn_dropout` (SASRec's 0.5, not measured: CPU cost, see Block).
     """
     torch.manual_seed(config.seed)
-    device_choice = resolve_device(config.device, config.precision)
+    device_choice = resolve_device(config.device, config.precision, config.compile)
     model = next_item_model(n_items, config, attn_dropout=attn_dropout)
     pairs_per_window = max(windows.n_pairs / max(len(windows.inputs), 1), 1.0)
     windows_per_step = max(1, round(config.batch_size / pairs_per_window))

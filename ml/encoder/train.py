@@ -77,7 +77,7 @@ def _split_by_day(impressions: pd.DataFrame, validation_date: dt.date, config: E
 def fit_interest_encoder(event_stream: pd.DataFrame, impressions: pd.DataFrame, ads: pd.DataFrame,
                          validation_date: dt.date, config: EncoderConfig, progress: bool = True) -> FittedEncoder:
     torch.manual_seed(config.seed)
-    device_choice = resolve_device(config.device, config.precision)
+    device_choice = resolve_device(config.device, config.precision, config.compile)
     train_rows, validation_rows = _split_by_day(impressions, validation_date, config)
     index = EventIndex.from_event_stream(event_stream, config)
     train_tensors = click_tensors(index, train_rows, ads, config)
