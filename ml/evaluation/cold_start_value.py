@@ -6,6 +6,10 @@ champion's pCVR for both; each is allocated by the product's allocator with the 
 valued under the true probabilities: the expected value of the impressions planned for ads younger
 than 2 days and of all, paired over users (each user's value with one ranker minus with the other),
 and the total within campaign budgets.
+
+Both rankers use the encoder's features when the candidates carry them (a CTR champion scored the
+day); without a CTR champion (a young log whose first ranker was refused) the candidates hold no
+encoder scores and both are fitted without them: the comparison stays paired, titles against none.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from ml.allocation.value import schedule_value
 from ml.evaluation.paired_value import paired_bootstrap_total, value_by_user
 from ml.evaluation.policy import true_probabilities_for
 from ml.rankers.cold_start import YOUNG_AD_DAYS
+from ml.rankers.features import ENCODER_FEATURES
 from ml.rankers.splits import DaySplit
 from ml.rankers.training import fit_ranker
 
@@ -31,6 +36,11 @@ def new_ads_of(scored: pd.DataFrame) -> set:
     return set(age.index[age < YOUNG_AD_DAYS])
 
 
+def carries_encoder_features(scored: pd.DataFrame) -> bool:
+    """Did the daily run keep the encoder's scores with the candidates (only a CTR champion's do)?"""
+    return all(name in scored.columns and scored[name].notna().any() for name in ENCODER_FEATURES)
+
+
 def schedule_values_with_and_without_titles(
     split: DaySplit, scored: pd.DataFrame, campaigns: pd.DataFrame, user_hours: pd.DataFrame,
     hourly_traffic: pd.DataFrame, schedule_date: dt.date, allocation: AllocationConfig, truth, user_ids: pd.Series,
@@ -39,9 +49,11 @@ def schedule_values_with_and_without_titles(
     budgets; per variant the impressions planned for new ads)."""
     budgets = campaigns.drop_duplicates("campaign_id").set_index("campaign_id")["daily_budget"]
     new_ads = new_ads_of(scored)
+    with_encoder = carries_encoder_features(scored)
     per_user, capped, new_impressions = [], {}, {}
     for name, content in VARIANTS.items():
-        ranker = fit_ranker(split.train, split.valid, "ctr", use_content_features=content)
+        ranker = fit_ranker(split.train, split.valid, "ctr", use_encoder_features=with_encoder,
+                            use_content_features=content)
         candidates = scored.assign(pctr=ranker.predict(scored))
         schedule = allocate(candidates, campaigns, user_hours, schedule_date, allocation,
                             hourly_traffic=hourly_traffic).schedule

@@ -5,7 +5,8 @@ from typing import NamedTuple
 import dagster as dg
 import pandas as pd
 
-from ml.evaluation.cold_start_value import schedule_values_with_and_without_titles, value_comparison
+from ml.evaluation.cold_start_value import (carries_encoder_features, schedule_values_with_and_without_titles,
+                                            value_comparison)
 from ml.evaluation.policy import evaluate_schedules, user_ids_by_key
 from ml.rankers.splits import DaySplit, split_by_day
 from ml.simulator import GroundTruth
@@ -114,4 +115,6 @@ def cold_start_value(context: dg.AssetExecutionContext, config: ScheduleConfig, 
         "new_ad_value_gain_95": f"{new['gain']:+.2f} [{new['gain_ci95_low']:+.2f}, {new['gain_ci95_high']:+.2f}]",
         "new_ad_impressions_planned": dg.MetadataValue.json(new_impressions),
         "users": len(per_user),
+        "encoder_features": "used by both rankers" if carries_encoder_features(inputs.scored)
+        else "not used: no CTR champion scored the candidates, so they carry no encoder scores",
     })
