@@ -114,16 +114,17 @@ class ScheduledCandidates:
                      "on candidates.user_key = planned.user_key and candidates.ad_id = planned.ad_id "
                      "where candidates.schedule_date = $date")
         params = {"path": str(schedule_path), "date": schedule_date}
-        counts = conn.execute(f"select candidates.user_key, count(*) from {scheduled} group by all order by 1",
-                              params).fetchall()
-        ends = np.cumsum([count for _, count in counts])
-        rows = {key: slice(int(end - count), int(end)) for (key, count), end in zip(counts, ends)}
+        # Per user in one pass: how many rows, and how many the loaded champions did not score.
         stale = " + ".join([f"count(*) filter (where cast(candidates.{task}_ranker_version as varchar) "
                             f"is distinct from ${task}_version or candidates.{task}_level_factor "
                             f"is distinct from ${task}_factor)" for task in scorer.rankers] or ["0"])
         champions = {**{f"{task}_version": str(ranker.version) for task, ranker in scorer.rankers.items()},
                      **{f"{task}_factor": float(scorer.level_factors[task]) for task in scorer.rankers}}
-        scored_by_current = conn.execute(f"select {stale} from {scheduled}", {**params, **champions}).fetchall()[0][0] == 0
+        per_user = conn.execute(f"select candidates.user_key, count(*), {stale} from {scheduled} "
+                                f"group by all order by 1", {**params, **champions}).fetchall()
+        ends = np.cumsum([count for _, count, _ in per_user])
+        rows = {key: slice(int(end - count), int(end)) for (key, count, _), end in zip(per_user, ends)}
+        scored_by_current = sum(stale_rows for *_, stale_rows in per_user) == 0
 
         stored = {name for name, *_ in conn.execute("describe ml.scored_candidates").fetchall()}
         # The encoder's outputs are not stored: CandidateScorer computes them per request.
