@@ -1,5 +1,6 @@
 """The training loop shared by click training and next-item training: seeded order, Adam,
-autocast (and torch.compile of the loss where it helps), per-epoch validation with early stopping and best-state restore, a tqdm bar per epoch.
+autocast (and torch.compile of the loss where it helps), per-epoch validation with early stopping
+and best-state restore, a tqdm bar per epoch.
 
 Under torch.distributed (`torchrun`, ml/encoder/distributed.py) the same loop trains data-parallel:
 the model is wrapped in DistributedDataParallel, every process draws the same seeded order and takes
