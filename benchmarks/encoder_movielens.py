@@ -234,6 +234,11 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, progr
         return {**row, "model": f"{row['model']} (cached run of {row['measured_at']})"}
     stem = convergence_cache(progress_dir, model_name, seed).with_suffix("")
     progress_dir.mkdir(parents=True, exist_ok=True)
+    # A run a session could not finish may be handed on in the repository: start from its state.
+    handed_on = convergence_cache(cache_dir / "in_progress", model_name, seed).with_suffix("")
+    if not stem.with_suffix(".progress.pth").exists() and handed_on.with_suffix(".progress.pth").exists():
+        for suffix in (".progress.pth", ".best.pth", ".log"):
+            shutil.copyfile(handed_on.with_suffix(suffix), stem.with_suffix(suffix))
     progress = stem.with_suffix(".log")
     if progress.exists():
         print(f"{model_name} seed {seed}: resuming after {progress.read_text().splitlines()[-1]}", flush=True)
@@ -247,6 +252,8 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, progr
     shutil.copyfile(progress, cache.with_suffix(".log"))  # validation and train time of every epoch
     for leftover in (".progress.pth", ".best.pth"):
         stem.with_suffix(leftover).unlink(missing_ok=True)
+    for suffix in (".progress.pth", ".best.pth", ".log"):  # the handed-on state is spent (commit its removal)
+        handed_on.with_suffix(suffix).unlink(missing_ok=True)
     return row
 
 
