@@ -246,7 +246,8 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, progr
     row = run_recbole(model_name, max_epochs, bench_python, seed=seed, progress_stem=stem)
     row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
            "measured_on": f"{os.cpu_count()} CPU cores, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), "
-                          "timed beside other work (see its .log for the per-epoch times)"}
+                          "train_seconds_per_epoch averages every epoch, including any paused one "
+                          "(the .log has each epoch's time)"}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(row, indent=2) + "\n")
     shutil.copyfile(progress, cache.with_suffix(".log"))  # validation and train time of every epoch
