@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -166,6 +168,17 @@ def ours_config(split: LeaveOneOutSplit, epochs: int, patience: int, seed: int, 
                          device="auto")
 
 
+def cpu_model() -> str:
+    """The processor's name, kept with every row: float32 kernels round differently from one CPU to
+    another, enough to move the epoch an early-stopped run peaks at (measured: seed 2020 of ours)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DROPOUT,
              label: str = "InterestEncoder (ours)", patience: int | None = None, progress: bool = True,
              lr: float = NEXT_ITEM_LR, logit_scale: float = DEFAULT_LOGIT_SCALE, seed: int = 2020,
@@ -185,7 +198,8 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
             "test_hit@10_unseen": hit_unseen,
             "test_ndcg@10_unseen": ndcg_unseen, "train_seconds_per_epoch": result.train_seconds / result.epochs_run,
             "train_sequences_per_second": result.train_sequences_per_second,
-            "device": str(device_choice.device), "precision": device_choice.precision, "history": result.history}
+            "device": str(device_choice.device), "precision": device_choice.precision,
+            "measured_on": f"{cpu_model()}, {torch.get_num_threads()} torch thread(s)", "history": result.history}
 
 
 def run_recbole(model_name: str, epochs: int, bench_python: Path, seed: int = RECBOLE_PROTOCOL["seed"],
@@ -245,7 +259,8 @@ def recbole_at_convergence(model_name: str, bench_python: Path, seed: int, progr
     print(f"{model_name} seed {seed} to convergence: an epoch a line in {progress}", flush=True)
     row = run_recbole(model_name, max_epochs, bench_python, seed=seed, progress_stem=stem)
     row = {**row, "seed": seed, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
-           "measured_on": f"{os.cpu_count()} CPU cores, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), "
+           "measured_on": f"{cpu_model()}, {os.cpu_count()} CPU cores, "
+                          f"{os.environ.get('OMP_NUM_THREADS', 'all')} thread(s), "
                           "train_seconds_per_epoch averages every epoch, including any paused one "
                           "(the .log has each epoch's time)"}
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -330,7 +345,8 @@ def main() -> None:
     split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len, stride=args.stride)
     print(f"ml-100k: {split.n_items} items, {split.train_windows.n_pairs} training (prefix, next item) pairs "
           f"in {len(split.train_windows.inputs)} causal windows, "
-          f"{len(split.valid_targets)} validation, {len(split.test_targets)} test", flush=True)
+          f"{len(split.valid_targets)} validation, {len(split.test_targets)} test; "
+          f"on {cpu_model()}, {os.cpu_count()} cores", flush=True)
     ours_recipe = {"dropout": args.dropout, "lr": args.lr, "logit_scale": args.logit_scale}
     equal = f"{args.epochs} epochs"
 
