@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoder_movielens import leave_one_out_split, ours_config  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_MAX_LEN, fit_next_item,
+    DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_LABEL_SMOOTHING, NEXT_ITEM_MAX_LEN,
+    fit_next_item,
 )
 
 
@@ -36,6 +37,9 @@ def main() -> None:
     parser.add_argument("--decay-epochs", type=float, default=NEXT_ITEM_DECAY_EPOCHS)
     parser.add_argument("--decay-shape", choices=["cosine", "linear"], default="cosine")
     parser.add_argument("--attn-dropout", type=float, default=0.0)
+    parser.add_argument("--logit-scale", type=float, default=DEFAULT_LOGIT_SCALE,
+                        help="multiplier on the catalog logits in the loss")
+    parser.add_argument("--label-smoothing", type=float, default=NEXT_ITEM_LABEL_SMOOTHING)
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="validate an exponential moving average of the weights (0 = off)")
     parser.add_argument("--max-epochs", type=int, default=300)
@@ -49,7 +53,8 @@ def main() -> None:
         _, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=False, decay_epochs=args.decay_epochs,
                                   decay_shape=args.decay_shape, attn_dropout=args.attn_dropout,
-                                  ema_decay=args.ema_decay)
+                                  ema_decay=args.ema_decay, logit_scale=args.logit_scale,
+                                  label_smoothing=args.label_smoothing)
         runs.append({"seed": seed, "val_ndcg@10": round(result.best_score, 4), "best_epoch": result.best_epoch,
                      "epochs": result.epochs_run, "train_s_per_epoch": round(result.train_seconds / result.epochs_run, 1),
                      "wall_s": round(time.perf_counter() - started)})
