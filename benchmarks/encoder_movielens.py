@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -168,6 +169,7 @@ def ours_config(split: LeaveOneOutSplit, epochs: int, patience: int, seed: int, 
                          device="auto")
 
 
+@functools.cache
 def cpu_model() -> str:
     """The processor's name, kept with every row: float32 kernels round differently from one CPU to
     another, enough to move the epoch an early-stopped run peaks at (measured: seed 2020 of ours)."""

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from encoder_movielens import leave_one_out_split, ours_config  # noqa: E402
+from encoder_movielens import cpu_model, leave_one_out_split, ours_config  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
     DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_LABEL_SMOOTHING, NEXT_ITEM_MAX_LEN,
@@ -62,7 +62,8 @@ def main() -> None:
     recipe = {key: value for key, value in vars(args).items() if key not in ("seeds", "max_epochs")}
     scores = [run["val_ndcg@10"] for run in runs]
     print(f"recipe {json.dumps(recipe)}: validation NDCG@10 "
-          f"{' / '.join(f'{score:.4f}' for score in scores)}, mean {np.mean(scores):.4f}")
+          f"{' / '.join(f'{score:.4f}' for score in scores)}, mean {np.mean(scores):.4f} "
+          f"(on {cpu_model()}: another CPU can move an early-stopped run's peak)")
 
 
 if __name__ == "__main__":
