@@ -10,6 +10,7 @@ validation only, and `encoder_movielens.py --convergence` computes the test numb
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -24,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoder_movielens import cpu_model, leave_one_out_split, ours_config  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
-    DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_LABEL_SMOOTHING, NEXT_ITEM_MAX_LEN,
-    fit_next_item,
+    DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LABEL_SMOOTHING,
+    NEXT_ITEM_MAX_LEN, fit_next_item,
 )
 
 
@@ -42,21 +43,28 @@ def main() -> None:
     parser.add_argument("--label-smoothing", type=float, default=NEXT_ITEM_LABEL_SMOOTHING)
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="validate an exponential moving average of the weights (0 = off)")
+    parser.add_argument("--average-epochs", type=int, default=1,
+                        help="validate the uniform average of the last k epochs' weights (1 = off)")
+    parser.add_argument("--dropout", type=float, default=NEXT_ITEM_DROPOUT)
+    parser.add_argument("--n-layers", type=int, default=2)
+    parser.add_argument("--stride", type=int, default=None,
+                        help="training window stride (default max_len // 2): smaller = more context per pair")
     parser.add_argument("--max-epochs", type=int, default=300)
     args = parser.parse_args()
 
-    split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len)
+    split = leave_one_out_split(load_ml100k_interactions(), max_len=args.max_len, stride=args.stride)
     runs = []
     for seed in range(2020, 2020 + args.seeds):
-        config = ours_config(split, args.max_epochs, patience=10, seed=seed, d_model=args.d_model)
+        config = dataclasses.replace(ours_config(split, args.max_epochs, patience=10, seed=seed, d_model=args.d_model,
+                                                 dropout=args.dropout), n_layers=args.n_layers)
         started = time.perf_counter()
         _, result = fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets,
                                   config, progress=False, decay_epochs=args.decay_epochs,
                                   decay_shape=args.decay_shape, attn_dropout=args.attn_dropout,
                                   ema_decay=args.ema_decay, logit_scale=args.logit_scale,
-                                  label_smoothing=args.label_smoothing)
+                                  label_smoothing=args.label_smoothing, average_epochs=args.average_epochs)
         runs.append({"seed": seed, "val_ndcg@10": round(result.best_score, 4), "best_epoch": result.best_epoch,
-                     "epochs": result.epochs_run, "train_s_per_epoch": round(result.train_seconds / result.epochs_run, 1),
+                     "epochs": result.epochs_run, "pairs_per_s": round(result.train_sequences_per_second), "train_s_per_epoch": round(result.train_seconds / result.epochs_run, 1),
                      "wall_s": round(time.perf_counter() - started)})
         print(json.dumps(runs[-1]), flush=True)
     recipe = {key: value for key, value in vars(args).items() if key not in ("seeds", "max_epochs")}

@@ -425,6 +425,38 @@ def test_ema_returns_the_moving_average_of_the_weights_the_plain_run_passed_thro
     assert not torch.allclose(averaged, last)
 
 
+def test_epoch_averaging_returns_the_mean_of_the_last_epochs_weights():
+    # The same training with and without averaging; with average_epochs=2 the loop validates and
+    # returns the mean of the last two epoch-end weights, which the plain run's epoch ends give.
+    torch.manual_seed(0)
+    tensors = {"x": torch.randn(40, 3), "y": torch.randn(40, 1)}
+
+    def loss_fn(model, batch):
+        return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+    def run(average_epochs: int, epoch_ends: list):
+        torch.manual_seed(1)
+        model = torch.nn.Linear(3, 1)
+
+        def validate(evaluated):  # a rising score: the last epoch is always the best
+            epoch_ends.append(torch.cat([p.detach().flatten().clone() for p in evaluated.parameters()]))
+            return {"score": float(len(epoch_ends))}
+
+        train_with_early_stopping(model, tensors, loss_fn, validate, "score", batch_size=8, lr=0.05, max_epochs=3,
+                                  patience=3, seed=3, device_choice=resolve_device("cpu"), progress=False,
+                                  average_epochs=average_epochs)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    plain_ends: list[torch.Tensor] = []
+    last = run(1, plain_ends)
+    averaged_ends: list[torch.Tensor] = []
+    averaged = run(2, averaged_ends)
+    torch.testing.assert_close(averaged_ends[0], plain_ends[0])  # one epoch so far: nothing to average
+    torch.testing.assert_close(averaged_ends[1], (plain_ends[0] + plain_ends[1]) / 2)
+    torch.testing.assert_close(averaged, (plain_ends[1] + plain_ends[2]) / 2)
+    assert not torch.allclose(averaged, last)
+
+
 def test_attention_dropout_is_off_at_evaluation():
     torch.manual_seed(0)
     sizes = ModelSizes(item_buckets=30, category_buckets=1, brand_buckets=1, event_type_tokens=1, gap_buckets=1,

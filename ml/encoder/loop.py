@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -58,6 +59,7 @@ def train_with_early_stopping(
     weight_decay: float = 0.0,
     lr_multiplier: Callable[[int], float] | None = None,
     ema_decay: float = 0.0,
+    average_epochs: int = 1,
 ) -> LoopResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
@@ -67,7 +69,9 @@ def train_with_early_stopping(
     `weight_decay` > 0 trains with AdamW (decoupled decay) instead of Adam; `lr_multiplier(step)`
     scales `lr` at each optimizer step (0-based, counted over the whole run), e.g. a warmup.
     `ema_decay` > 0 validates (and returns) an exponential moving average of the weights, updated
-    after every step, instead of the last step's weights.
+    after every step, instead of the last step's weights. `average_epochs` = k > 1 validates (and
+    returns) the uniform average of the weights at the end of the last k epochs (fewer in the
+    first k - 1): early stopping then follows a smoother curve than one epoch's weights give.
     """
     model.to(device_choice.device)
     rank, world = distributed_rank()
@@ -77,6 +81,9 @@ def train_with_early_stopping(
                  else torch.optim.Adam(model.parameters(), lr=lr))
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay > 0 else None
     evaluated = model if averaged is None else averaged.module
+    epoch_ends: deque[dict[str, torch.Tensor]] = deque(maxlen=max(1, average_epochs))
+    if average_epochs > 1:
+        evaluated = copy.deepcopy(evaluated)  # holds the average; `model` keeps training
     training_loss = device_choice.compiled(loss_fn)  # torch.compile'd on CUDA by default
     step = 0
     n_examples = len(next(iter(train_tensors.values())))
@@ -112,6 +119,10 @@ def train_with_early_stopping(
         result.train_seconds += epoch_seconds
         result.train_examples += n_examples if examples_per_epoch is None else examples_per_epoch
         result.epochs_run = epoch
+        if average_epochs > 1:
+            source = model if averaged is None else averaged.module
+            epoch_ends.append({name: value.detach().clone() for name, value in source.state_dict().items()})
+            evaluated.load_state_dict(_uniform_average(list(epoch_ends)))
         evaluated.eval()
         with torch.no_grad():
             val_metrics = validate(evaluated)
@@ -131,6 +142,12 @@ def train_with_early_stopping(
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _uniform_average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Mean of each floating tensor over `states`; any other tensor (counters) from the latest."""
+    return {name: torch.stack([state[name] for state in states]).mean(0) if value.is_floating_point() else value
+            for name, value in states[-1].items()}
 
 
 def distributed_rank() -> tuple[int, int]:

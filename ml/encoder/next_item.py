@@ -174,7 +174,8 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
                   warmup_epochs: float = NEXT_ITEM_WARMUP_EPOCHS, decay_epochs: float | None = NEXT_ITEM_DECAY_EPOCHS,
                   lr_floor: float = NEXT_ITEM_LR_FLOOR, decay_shape: str = "cosine",
                   label_smoothing: float = NEXT_ITEM_LABEL_SMOOTHING,
-                  attn_dropout: float = 0.0, ema_decay: float = 0.0) -> tuple[InterestEncoder, LoopResult]:
+                  attn_dropout: float = 0.0, ema_decay: float = 0.0,
+                  average_epochs: int = 1) -> tuple[InterestEncoder, LoopResult]:
     """Train on causal windows; keep the epoch with the best validation NDCG@10.
 
     `config.batch_size` counts (prefix, next item) pairs per step, as RecBole's batch counts
@@ -213,5 +214,6 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
         batch_size=windows_per_step, lr=config.lr, max_epochs=config.max_epochs, patience=config.patience,
         seed=config.seed, device_choice=device_choice, progress=progress, description="next-item encoder",
         examples_per_epoch=windows.n_pairs, weight_decay=weight_decay, lr_multiplier=schedule, ema_decay=ema_decay,
+        average_epochs=average_epochs,
     )
     return model, result
