@@ -195,8 +195,9 @@ def run_ours(split: LeaveOneOutSplit, epochs: int, dropout: float = NEXT_ITEM_DR
                                 seen=split.test_seen)
     hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
     hit_unseen, ndcg_unseen = hit_and_ndcg_at_k(ranks_unseen, 10)
+    best = result.history[result.best_epoch - 1]  # the kept epoch (early stopping may follow another metric)
     return {"model": label, "seed": seed, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-            "val_ndcg@10": result.best_score, "test_hit@10": hit, "test_ndcg@10": ndcg,
+            "val_ndcg@10": best["val_ndcg@10"], "test_hit@10": hit, "test_ndcg@10": ndcg,
             "test_hit@10_unseen": hit_unseen,
             "test_ndcg@10_unseen": ndcg_unseen, "train_seconds_per_epoch": result.train_seconds / result.epochs_run,
             "train_sequences_per_second": result.train_sequences_per_second,

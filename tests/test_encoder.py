@@ -296,11 +296,18 @@ def test_next_item_learns_a_successor_rule():
     config = dataclasses.replace(SMALL, max_len=max_len, max_epochs=8, batch_size=64, lr=5e-3)
     walks = np.concatenate([histories[:500], targets[:500, None]], axis=1)  # each training user's items
     windows = TrainingWindows(inputs=walks[:, :-1], targets=walks[:, 1:])
-    model, result = fit_next_item(windows, n_items, histories[500:], targets[500:], config, progress=False)
+    per_epoch_ranks: list[np.ndarray] = []
+    model, result = fit_next_item(windows, n_items, histories[500:], targets[500:], config, progress=False,
+                                  validation_ranks=per_epoch_ranks)
     ranks = rank_targets(model, histories[500:], targets[500:], n_items, resolve_device("cpu"))
     hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
     assert hit > 0.8 and ndcg > 0.5, (hit, ndcg)
     assert result.best_epoch >= 1 and "val_ndcg@10" in result.history[0]
+    # One rank array per validated epoch; the returned model is the kept epoch's.
+    assert len(per_epoch_ranks) == result.epochs_run
+    np.testing.assert_array_equal(ranks, per_epoch_ranks[result.best_epoch - 1])
+    best = result.history[result.best_epoch - 1]
+    assert best["val_mrr"] == pytest.approx((1 / (ranks + 1)).mean())
 
 
 def test_hit_and_ndcg_definitions():

@@ -23,9 +23,11 @@ from ml.encoder.loop import LoopResult, train_with_early_stopping
 from ml.encoder.model import InterestEncoder, ModelSizes
 
 
-def next_item_model(n_items: int, config: EncoderConfig, attn_dropout: float = 0.0) -> InterestEncoder:
+def next_item_model(n_items: int, config: EncoderConfig, attn_dropout: float = 0.0,
+                    item_bias: bool = False) -> InterestEncoder:
     sizes = dataclasses.replace(ModelSizes.from_config(config), item_buckets=n_items + 1, category_buckets=1,
-                                brand_buckets=1, event_type_tokens=1, gap_buckets=1, attn_dropout=attn_dropout)
+                                brand_buckets=1, event_type_tokens=1, gap_buckets=1, attn_dropout=attn_dropout,
+                                item_bias=item_bias)
     return InterestEncoder(sizes)
 
 
@@ -175,7 +177,9 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
                   lr_floor: float = NEXT_ITEM_LR_FLOOR, decay_shape: str = "cosine",
                   label_smoothing: float = NEXT_ITEM_LABEL_SMOOTHING,
                   attn_dropout: float = 0.0, ema_decay: float = 0.0,
-                  average_epochs: int = 1) -> tuple[InterestEncoder, LoopResult]:
+                  average_epochs: int = 1, item_bias: bool = False,
+                  selection_metric: str = "val_ndcg@10",
+                  validation_ranks: list[np.ndarray] | None = None) -> tuple[InterestEncoder, LoopResult]:
     """Train on causal windows; keep the epoch with the best validation NDCG@10.
 
     `config.batch_size` counts (prefix, next item) pairs per step, as RecBole's batch counts
@@ -186,7 +190,7 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
     """
     torch.manual_seed(config.seed)
     device_choice = resolve_device(config.device, config.precision, config.compile)
-    model = next_item_model(n_items, config, attn_dropout=attn_dropout)
+    model = next_item_model(n_items, config, attn_dropout=attn_dropout, item_bias=item_bias)
     pairs_per_window = max(windows.n_pairs / max(len(windows.inputs), 1), 1.0)
     windows_per_step = max(1, round(config.batch_size / pairs_per_window))
     train_tensors = {"item": torch.from_numpy(windows.inputs), "target": torch.from_numpy(windows.targets)}
@@ -201,8 +205,13 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
         return F.cross_entropy(logits, target[supervised])
 
     def validate(model: InterestEncoder) -> dict[str, float]:
-        hit, ndcg = hit_and_ndcg_at_k(rank_targets(model, val_histories, val_targets, n_items, device_choice), 10)
-        return {"val_hit@10": hit, "val_ndcg@10": ndcg}
+        ranks = rank_targets(model, val_histories, val_targets, n_items, device_choice)
+        if validation_ranks is not None:  # each epoch's per-user ranks, for studying stopping rules
+            validation_ranks.append(ranks)
+        hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
+        # Full-ranking metrics: every user contributes, not only the ~13% with the target in the top 10.
+        return {"val_hit@10": hit, "val_ndcg@10": ndcg, "val_mrr": float((1.0 / (ranks + 1.0)).mean()),
+                "val_ndcg": float((1.0 / np.log2(ranks + 2.0)).mean())}
 
     steps_per_epoch = -(-len(windows.inputs) // windows_per_step)
     warmup_steps = round(warmup_epochs * steps_per_epoch)
@@ -210,7 +219,7 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
     schedule = None if not (warmup_steps or decay_steps) else (
         lambda step: lr_multiplier(step, warmup_steps, decay_steps, lr_floor, decay_shape))
     result = train_with_early_stopping(
-        model, train_tensors, loss_fn, validate, "val_ndcg@10",
+        model, train_tensors, loss_fn, validate, selection_metric,
         batch_size=windows_per_step, lr=config.lr, max_epochs=config.max_epochs, patience=config.patience,
         seed=config.seed, device_choice=device_choice, progress=progress, description="next-item encoder",
         examples_per_epoch=windows.n_pairs, weight_decay=weight_decay, lr_multiplier=schedule, ema_decay=ema_decay,
