@@ -26,7 +26,7 @@ from encoder_movielens import cpu_model, leave_one_out_split, ours_config  # noq
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
 from ml.encoder.next_item import (  # noqa: E402
     DEFAULT_LOGIT_SCALE, NEXT_ITEM_D_MODEL, NEXT_ITEM_DECAY_EPOCHS, NEXT_ITEM_DROPOUT, NEXT_ITEM_LABEL_SMOOTHING,
-    NEXT_ITEM_MAX_LEN, fit_next_item,
+    NEXT_ITEM_MAX_LEN, NEXT_ITEM_SMOOTHING_EPOCHS, fit_next_item,
 )
 
 
@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--item-bias", action="store_true", help="a learned per-item offset on next-item scores")
     parser.add_argument("--select-on", default="val_ndcg@10", choices=["val_ndcg@10", "val_mrr", "val_ndcg"],
                         help="the validation metric early stopping follows (NDCG@10 is always reported)")
+    parser.add_argument("--smoothing-epochs", type=int, default=NEXT_ITEM_SMOOTHING_EPOCHS,
+                        help="early stopping follows the mean of the last k epochs' validation scores")
     parser.add_argument("--max-epochs", type=int, default=300)
     args = parser.parse_args()
 
@@ -67,7 +69,8 @@ def main() -> None:
                                   decay_shape=args.decay_shape, attn_dropout=args.attn_dropout,
                                   ema_decay=args.ema_decay, logit_scale=args.logit_scale,
                                   label_smoothing=args.label_smoothing, average_epochs=args.average_epochs,
-                                  item_bias=args.item_bias, selection_metric=args.select_on)
+                                  item_bias=args.item_bias, selection_metric=args.select_on,
+                                  smoothing_epochs=args.smoothing_epochs)
         best = result.history[result.best_epoch - 1]
         runs.append({"seed": seed, "val_ndcg@10": round(best["val_ndcg@10"], 4), "best_epoch": result.best_epoch,
                      "epochs": result.epochs_run, "pairs_per_s": round(result.train_sequences_per_second),

@@ -50,12 +50,15 @@ def moving_average(curve: np.ndarray, width: int = 3) -> np.ndarray:
     return (sums[1:] - sums[starts]) / (np.arange(len(curve)) - starts + 1)
 
 
+DEFAULT_RULE = "NDCG@10 (the default)"
 # Each rule turns the per-epoch curve on the selection half into the curve early stopping follows.
 RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "NDCG@10 (the default)": lambda ranks: ndcg_at_10(ranks).mean(1),
+    DEFAULT_RULE: lambda ranks: ndcg_at_10(ranks).mean(1),
     "MRR (full ranking)": lambda ranks: reciprocal_rank(ranks).mean(1),
     "NDCG (full ranking)": lambda ranks: full_ndcg(ranks).mean(1),
     "NDCG@10, 3-epoch moving average": lambda ranks: moving_average(ndcg_at_10(ranks).mean(1)),
+    "NDCG@10, 5-epoch moving average": lambda ranks: moving_average(ndcg_at_10(ranks).mean(1), width=5),
+    "NDCG (full ranking), 3-epoch moving average": lambda ranks: moving_average(full_ndcg(ranks).mean(1)),
 }
 
 
@@ -90,7 +93,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds: first-seed, first-seed + 1, ...")
     parser.add_argument("--first-seed", type=int, default=2020)
     parser.add_argument("--epochs", type=int, default=60, help="epochs trained per seed (no early stopping)")
-    parser.add_argument("--halvings", type=int, default=200, help="random halvings of the validation users")
+    parser.add_argument("--halvings", type=int, default=1000, help="random halvings of the validation users")
     parser.add_argument("--ranks-dir", type=Path, default=REPO_ROOT / ".data" / "bench" / "stopping_rules",
                         help="each seed's per-epoch validation ranks are kept here and reused")
     args = parser.parse_args()
@@ -104,7 +107,7 @@ def main() -> None:
             started, ranks = time.perf_counter(), []
             config = ours_config(split, args.epochs, patience=args.epochs, seed=seed)
             fit_next_item(split.train_windows, split.n_items, split.valid_histories, split.valid_targets, config,
-                          progress=False, validation_ranks=ranks)
+                          progress=False, validation_ranks=ranks, smoothing_epochs=1)
             np.save(cache, np.stack(ranks))
             print(f"seed {seed}: {args.epochs} epochs in {time.perf_counter() - started:.0f} s -> {cache}", flush=True)
         ranks = np.load(cache)
@@ -116,11 +119,14 @@ def main() -> None:
           f"of the {split.valid_targets.size} validation users, scored on the other, {args.halvings} halvings; "
           f"{cpu_model()}):\n")
     seeds = list(per_seed)
-    print("| stopping rule | " + " | ".join(map(str, seeds)) + " | mean |")
-    print("|---|" + "---|" * (len(seeds) + 1))
+    default = np.array([per_seed[seed][DEFAULT_RULE] for seed in seeds])
+    print("| stopping rule | " + " | ".join(map(str, seeds)) + " | mean | vs the default (seeds ahead) |")
+    print("|---|" + "---|" * (len(seeds) + 2))
     for name in RULES:
-        values = [per_seed[seed][name] for seed in seeds]
-        print(f"| {name} | " + " | ".join(f"{value:.4f}" for value in values) + f" | {np.mean(values):.4f} |")
+        values = np.array([per_seed[seed][name] for seed in seeds])
+        gain = values - default
+        print(f"| {name} | " + " | ".join(f"{value:.4f}" for value in values) + f" | {values.mean():.4f} | "
+              f"{gain.mean():+.4f} ({(gain > 0).sum()} of {len(seeds)}) |")
 
 
 if __name__ == "__main__":

@@ -464,6 +464,28 @@ def test_epoch_averaging_returns_the_mean_of_the_last_epochs_weights():
     assert not torch.allclose(averaged, last)
 
 
+def test_smoothed_early_stopping_follows_the_moving_average_not_one_lucky_epoch():
+    scores = [0.10, 0.50, 0.10, 0.30, 0.32, 0.34, 0.20, 0.10, 0.10]  # a spike at epoch 2, a rise at 4-6
+    torch.manual_seed(0)
+    tensors = {"x": torch.randn(8, 3), "y": torch.randn(8, 1)}
+
+    def loss_fn(model, batch):
+        return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+    def run(smoothing_epochs: int):
+        served = iter(scores)
+        return train_with_early_stopping(torch.nn.Linear(3, 1), tensors, loss_fn, lambda m: {"score": next(served)},
+                                         "score", batch_size=8, lr=0.01, max_epochs=len(scores), patience=4, seed=0,
+                                         device_choice=resolve_device("cpu"), progress=False,
+                                         smoothing_epochs=smoothing_epochs)
+
+    plain = run(1)
+    assert (plain.best_epoch, plain.epochs_run) == (2, 6)  # the spike, then four epochs without gain
+    smoothed = run(3)  # means over 3 epochs: .10 .30 .233 .30 .24 .32 .287 .213 .133
+    assert smoothed.best_epoch == 6 and smoothed.best_score == pytest.approx(0.32)
+    assert smoothed.epochs_run == len(scores)
+
+
 def test_attention_dropout_is_off_at_evaluation():
     torch.manual_seed(0)
     sizes = ModelSizes(item_buckets=30, category_buckets=1, brand_buckets=1, event_type_tokens=1, gap_buckets=1,

@@ -60,6 +60,7 @@ def train_with_early_stopping(
     lr_multiplier: Callable[[int], float] | None = None,
     ema_decay: float = 0.0,
     average_epochs: int = 1,
+    smoothing_epochs: int = 1,
 ) -> LoopResult:
     """Train `model` in place; on return it holds the weights of the best validation epoch.
 
@@ -72,6 +73,9 @@ def train_with_early_stopping(
     after every step, instead of the last step's weights. `average_epochs` = k > 1 validates (and
     returns) the uniform average of the weights at the end of the last k epochs (fewer in the
     first k - 1): early stopping then follows a smoother curve than one epoch's weights give.
+    `smoothing_epochs` = k > 1 has early stopping follow the mean of the selection metric over the
+    last k epochs (fewer in the first k - 1) and keeps the weights of the epoch that mean peaks at:
+    one lucky epoch no longer stops the run, a rise that holds does.
     """
     model.to(device_choice.device)
     rank, world = distributed_rank()
@@ -130,7 +134,8 @@ def train_with_early_stopping(
             loss_sum = _summed(loss_sum, device_choice)
         result.history.append({"epoch": epoch, "train_loss": loss_sum / max(n_examples, 1),
                                "epoch_seconds": epoch_seconds, **val_metrics})
-        score = val_metrics[selection_metric]
+        recent = [row[selection_metric] for row in result.history[-max(1, smoothing_epochs):]]
+        score = sum(recent) / len(recent)
         if score > result.best_score:
             result.best_score, result.best_epoch, epochs_without_gain = score, epoch, 0
             best_state = copy.deepcopy(evaluated.state_dict())
