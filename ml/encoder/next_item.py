@@ -192,7 +192,9 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
     augmented sequences; a step takes about that many pairs' worth of windows. `config.lr` is the
     schedule's peak (warmup/decay in epochs of this `windows`); pass NEXT_ITEM_DROPOUT / NEXT_ITEM_LR
     in `config` for the measured recipe. Off by default: `weight_decay` (AdamW; 0.1 measured no
-    better, 0.0719 vs 0.0732) and `attn_dropout` (SASRec's 0.5, not measured: CPU cost, see Block).
+    better, 0.0719 vs 0.0732), `attn_dropout` (SASRec's 0.5, not measured: CPU cost, see Block),
+    `ema_decay`, `average_epochs` and `item_bias` (each lower on validation, benchmarks/README.md).
+    `validation_ranks`, if given, receives every epoch's per-user validation ranks.
     """
     torch.manual_seed(config.seed)
     device_choice = resolve_device(config.device, config.precision, config.compile)
