@@ -26,21 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from encoder_movielens import cpu_model, leave_one_out_split, ours_config  # noqa: E402
 from ml.datasets.movielens import load_ml100k_interactions  # noqa: E402
-from ml.encoder.next_item import fit_next_item  # noqa: E402
+from ml.encoder.next_item import fit_next_item, ndcg_per_user  # noqa: E402
 
 PATIENCE = 10
 
 
 def ndcg_at_10(ranks: np.ndarray) -> np.ndarray:
-    return np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return ndcg_per_user(ranks, 10)
 
 
 def reciprocal_rank(ranks: np.ndarray) -> np.ndarray:
     return 1.0 / (ranks + 1.0)
-
-
-def full_ndcg(ranks: np.ndarray) -> np.ndarray:
-    return 1.0 / np.log2(ranks + 2.0)
 
 
 def moving_average(curve: np.ndarray, width: int = 3) -> np.ndarray:
@@ -55,10 +51,10 @@ PLAIN_RULE = "NDCG@10 of each epoch (RecBole's rule)"
 RULES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     PLAIN_RULE: lambda ranks: ndcg_at_10(ranks).mean(1),
     "MRR (full ranking)": lambda ranks: reciprocal_rank(ranks).mean(1),
-    "NDCG (full ranking)": lambda ranks: full_ndcg(ranks).mean(1),
+    "NDCG (full ranking)": lambda ranks: ndcg_per_user(ranks).mean(1),
     "NDCG@10, 3-epoch moving average": lambda ranks: moving_average(ndcg_at_10(ranks).mean(1)),
     "NDCG@10, 5-epoch moving average": lambda ranks: moving_average(ndcg_at_10(ranks).mean(1), width=5),
-    "NDCG (full ranking), 3-epoch moving average": lambda ranks: moving_average(full_ndcg(ranks).mean(1)),
+    "NDCG (full ranking), 3-epoch moving average": lambda ranks: moving_average(ndcg_per_user(ranks).mean(1)),
 }
 
 

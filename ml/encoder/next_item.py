@@ -123,11 +123,16 @@ def rank_targets(model: InterestEncoder, histories: np.ndarray, targets: np.ndar
     return torch.cat(ranks).numpy()
 
 
+def ndcg_per_user(ranks: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Each user's NDCG@K for one relevant item at 0-based `ranks` (no cutoff when `k` is None)."""
+    ranks = np.asarray(ranks)
+    gain = 1.0 / np.log2(ranks + 2.0)
+    return gain if k is None else np.where(ranks < k, gain, 0.0)
+
+
 def hit_and_ndcg_at_k(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     """RecBole's Hit@K and NDCG@K for one relevant item per user."""
-    ranks = np.asarray(ranks)
-    hits = ranks < k
-    return float(hits.mean()), float(np.where(hits, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+    return float((np.asarray(ranks) < k).mean()), float(ndcg_per_user(ranks, k).mean())
 
 
 # Training multiplies the catalog logits by this (a softmax temperature of 1/2). The user vector
@@ -219,7 +224,7 @@ def fit_next_item(windows: TrainingWindows, n_items: int, val_histories: np.ndar
         hit, ndcg = hit_and_ndcg_at_k(ranks, 10)
         # Full-ranking metrics: every user contributes, not only the ~13% with the target in the top 10.
         return {"val_hit@10": hit, "val_ndcg@10": ndcg, "val_mrr": float((1.0 / (ranks + 1.0)).mean()),
-                "val_ndcg": float((1.0 / np.log2(ranks + 2.0)).mean())}
+                "val_ndcg": float(ndcg_per_user(ranks).mean())}
 
     steps_per_epoch = -(-len(windows.inputs) // windows_per_step)
     warmup_steps = round(warmup_epochs * steps_per_epoch)
